@@ -1,0 +1,32 @@
+"""The RunPod wire: REST job API and GraphQL management API, sync and async, on httpx.
+
+Knows nothing of Jupyter. ``Client``/``AsyncClient`` take a :class:`~runpod_jupyter.config.Settings`
+(or resolve one from the backend choice), so the same code talks to the cloud and to the
+embedded RunPod.
+"""
+
+from .client import AsyncClient, Client, Endpoint
+from ._wire import RetryPolicy
+from .errors import *  # noqa: F401,F403  (the exception tree is part of the public API)
+from .models import (
+    GPU_POOLS,
+    Account,
+    EndpointSpec,
+    GpuPool,
+    GpuType,
+    Health,
+    Job,
+    JobCounts,
+    JobStatus,
+    NetworkVolume,
+    Policy,
+    RegistryAuth,
+    TemplateSpec,
+    WorkerCounts,
+)
+
+__all__ = [
+    "AsyncClient", "Client", "Endpoint", "RetryPolicy", "GPU_POOLS", "Account", "EndpointSpec",
+    "GpuPool", "GpuType", "Health", "Job", "JobCounts", "JobStatus", "NetworkVolume", "Policy",
+    "RegistryAuth", "TemplateSpec", "WorkerCounts",
+]

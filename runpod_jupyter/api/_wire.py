@@ -1,0 +1,182 @@
+"""The protocol, written once: every API call is a generator of steps that a driver performs.
+
+A *program* (see ``rest.py`` and ``graphql.py``) yields :class:`Request` (send this, give me the
+:class:`Reply`), :class:`Sleep` (wait), or :class:`Emit` (hand this value to the caller, for
+streams), and finally returns its result. The sync and async drivers in ``client.py`` are the
+only code that does I/O, so retries, payload limits and error mapping exist exactly once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Generator
+
+import httpx
+
+from . import errors
+
+Step = "Request | Sleep | Emit"
+Program = Generator[Any, Any, Any]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    url: str
+    body: bytes | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    #: Safe to resend when the connection breaks after sending (everything but /run).
+    idempotent: bool = True
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    content: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.content) if self.content else None
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Emit:
+    value: Any
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+    #: Longest Retry-After we are willing to honour before giving up with RateLimitedError.
+    max_retry_after: float = 60.0
+
+    def backoff(self, attempt: int) -> float:
+        delay = min(self.max_delay, self.base_delay * (2**attempt))
+        return delay * (0.5 + random.random() / 2)
+
+
+def encode_json(payload: Any) -> bytes:
+    """Encode a body; a value JSON cannot carry is a user error, caught before anything is sent."""
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise errors.ConfigError(
+            f"The input cannot be sent as JSON: {exc}.",
+            hint="Convert it first: numpy arrays with .tolist(), bytes with base64, "
+            "datetimes with .isoformat(); NaN and infinity are not valid JSON.",
+        ) from None
+
+
+def _not_sent(exc: httpx.TransportError) -> bool:
+    """True when the request certainly never reached the server (safe to retry even /run)."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+def retry_after_seconds(reply: Reply) -> float | None:
+    value = reply.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def send(request: Request, policy: RetryPolicy) -> Generator[Any, Any, Reply]:
+    """Send with retries: connection failures and timeouts back off and retry when the request
+    is idempotent or was certainly not sent; 429 waits for Retry-After; 5xx retries if idempotent."""
+    for attempt in range(policy.attempts):
+        last = attempt == policy.attempts - 1
+        try:
+            reply = yield request
+        except httpx.TransportError as exc:
+            if not (request.idempotent or _not_sent(exc)):
+                raise errors.SubmitUncertainError(
+                    f"The connection to {_host(request.url)} broke after the job was sent "
+                    f"({type(exc).__name__}); it may or may not have been queued, so it was not "
+                    "resent (that could run it twice).",
+                    hint="List recent jobs with %runpod_jobs, or check the endpoint's queue with "
+                    ".health(), before submitting it again.",
+                ) from None
+            if last:
+                raise errors.TransportError(
+                    f"Could not reach {_host(request.url)} after {policy.attempts} attempts: "
+                    f"{type(exc).__name__}: {exc}",
+                    hint="Check the network and the base URL (RUNPOD_ENDPOINT_BASE_URL / "
+                    "RUNPOD_API_BASE_URL); for the local backend, `runpod-jupyter local serve`.",
+                ) from None
+            yield Sleep(policy.backoff(attempt))
+            continue
+        if reply.status == 429:
+            wait = retry_after_seconds(reply)
+            if last or (wait is not None and wait > policy.max_retry_after):
+                raise errors.RateLimitedError(
+                    "RunPod is rate limiting these requests (429).",
+                    status=429,
+                    body=reply.json(),
+                    hint=f"Wait {wait:.0f} s and retry, or send fewer requests (batch inputs)."
+                    if wait
+                    else "Send fewer requests per second, or batch inputs into one job.",
+                )
+            yield Sleep(wait if wait is not None else policy.backoff(attempt))
+            continue
+        if reply.status in (502, 503, 504) and request.idempotent and not last:
+            yield Sleep(policy.backoff(attempt))
+            continue
+        return reply
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _host(url: str) -> str:
+    return httpx.URL(url).host or url
+
+
+def check_status(reply: Reply, *, what: str) -> Any:
+    """Map an HTTP error status to the exception tree; return the decoded JSON body otherwise."""
+    body = reply.json()
+    if reply.status in (401, 403):
+        raise errors.AuthenticationError(
+            f"RunPod refused the API key while trying to {what} ({reply.status}).",
+            status=reply.status,
+            hint="Check the key (RUNPOD_API_KEY, %runpod_config api_key, or "
+            "~/.runpod/config.toml); it needs read/write access to serverless.",
+        )
+    if reply.status >= 500:
+        raise errors.ServerError(
+            f"RunPod failed while trying to {what} ({reply.status}).",
+            status=reply.status,
+            body=body,
+            hint="This is on RunPod's side; retry in a minute, and check status.runpod.io.",
+        )
+    if reply.status >= 400:
+        detail = _message(body) or reply.content[:200].decode(errors="replace")
+        raise errors.ApiError(
+            f"RunPod rejected the request to {what} ({reply.status}): {detail}",
+            status=reply.status,
+            body=body,
+        )
+    return body
+
+
+def _message(body: Any) -> str | None:
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    return None

@@ -1,0 +1,308 @@
+"""Sync and async clients. Every method is written once, on ``_ClientBase``: it builds a protocol
+program and hands it to ``_call`` (or ``_iter`` for streams). ``Client`` drives programs with
+blocking I/O and returns results; ``AsyncClient`` drives the same programs and returns awaitables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, AsyncIterator, Iterator
+
+import httpx
+
+from .. import __version__
+from ..config import Settings, settings as resolve_settings
+from . import errors, graphql, rest
+from ._wire import Emit, Program, Reply, Request, RetryPolicy, Sleep
+from .models import EndpointSpec, Policy, TemplateSpec
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, pool=120.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+
+
+class Endpoint:
+    """The job API of one endpoint. On an ``AsyncClient`` every method returns an awaitable
+    (and ``stream`` an async iterator)."""
+
+    def __init__(self, client: "_ClientBase", endpoint_id: str) -> None:
+        self._client = client
+        self.id = endpoint_id
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.id!r}, backend={self._client.settings.backend!r})"
+
+    @property
+    def _base(self) -> str:
+        return self._client.settings.rest_base
+
+    def run(
+        self,
+        payload: Any,
+        *,
+        webhook: str | None = None,
+        policy: Policy | None = None,
+        s3_config: dict[str, Any] | None = None,
+    ) -> Any:
+        """Queue a job; returns a ``Job`` snapshot (IN_QUEUE)."""
+        return self._client._call(
+            rest.run(self._base, self.id, payload, self._client.retry, webhook=webhook, policy=policy, s3_config=s3_config)
+        )
+
+    def runsync(
+        self,
+        payload: Any,
+        *,
+        wait_ms: int | None = None,
+        webhook: str | None = None,
+        policy: Policy | None = None,
+        s3_config: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run and wait up to ``wait_ms``; the returned job may still be running."""
+        return self._client._call(
+            rest.runsync(
+                self._base, self.id, payload, self._client.retry,
+                wait_ms=wait_ms, webhook=webhook, policy=policy, s3_config=s3_config,
+            )
+        )
+
+    def status(self, job_id: str) -> Any:
+        return self._client._call(rest.status(self._base, self.id, job_id, self._client.retry))
+
+    def cancel(self, job_id: str) -> Any:
+        return self._client._call(rest.cancel(self._base, self.id, job_id, self._client.retry))
+
+    def health(self) -> Any:
+        return self._client._call(rest.health(self._base, self.id, self._client.retry))
+
+    def purge_queue(self) -> Any:
+        return self._client._call(rest.purge_queue(self._base, self.id, self._client.retry))
+
+    def stream(self, job_id: str, *, poll_interval: float = 0.5, timeout: float | None = None) -> Any:
+        """Each streamed chunk's output, in order; ends when the job reaches any final state."""
+        return self._client._iter(
+            rest.stream(self._base, self.id, job_id, self._client.retry, poll_interval=poll_interval, timeout=timeout)
+        )
+
+
+class _ClientBase:
+    """Configuration and every API method; subclasses supply only the I/O."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: str | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.settings = settings or resolve_settings(backend, api_key)
+        self.retry = retry or RetryPolicy()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(backend={self.settings.backend!r}, rest_base={self.settings.rest_base!r})"
+
+    def _headers(self) -> dict[str, str]:
+        key = self.settings.api_key
+        if key is None:
+            if self.settings.backend == "cloud":
+                raise errors.MissingApiKeyError()
+            return {}
+        return {"Authorization": f"Bearer {key.reveal()}"}
+
+    def _request_args(self, step: Request) -> dict[str, Any]:
+        return {
+            "method": step.method,
+            "url": step.url,
+            "content": step.body,
+            "params": step.params or None,
+            "headers": {**self._headers(), "Content-Type": "application/json"},
+            "timeout": step.timeout if step.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        }
+
+    @staticmethod
+    def _reply(response: httpx.Response) -> Reply:
+        return Reply(response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.content)
+
+    def _call(self, program: Program) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _iter(self, program: Program) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- job API ---------------------------------------------------------------------------
+    def endpoint(self, endpoint_id: str) -> Endpoint:
+        return Endpoint(self, endpoint_id)
+
+    # -- management API (GraphQL) -----------------------------------------------------------
+    @property
+    def _gql(self) -> str:
+        return self.settings.graphql_url
+
+    def list_endpoints(self) -> Any:
+        return self._call(graphql.list_endpoints(self._gql, self.retry))
+
+    def get_endpoint(self, endpoint_id: str) -> Any:
+        return self._call(graphql.get_endpoint(self._gql, endpoint_id, self.retry))
+
+    def save_template(self, template: TemplateSpec) -> Any:
+        return self._call(graphql.save_template(self._gql, template, self.retry))
+
+    def save_endpoint(self, endpoint: EndpointSpec) -> Any:
+        return self._call(graphql.save_endpoint(self._gql, endpoint, self.retry))
+
+    def delete_endpoint(self, endpoint_id: str) -> Any:
+        return self._call(graphql.delete_endpoint(self._gql, endpoint_id, self.retry))
+
+    def delete_template(self, template_name: str) -> Any:
+        return self._call(graphql.delete_template(self._gql, template_name, self.retry))
+
+    def create_network_volume(self, name: str, size_gb: int, data_center_id: str) -> Any:
+        return self._call(graphql.create_network_volume(self._gql, name, size_gb, data_center_id, self.retry))
+
+    def list_network_volumes(self) -> Any:
+        return self._call(graphql.list_network_volumes(self._gql, self.retry))
+
+    def gpu_types(self) -> Any:
+        return self._call(graphql.gpu_types(self._gql, self.retry))
+
+    def account(self) -> Any:
+        return self._call(graphql.account(self._gql, self.retry))
+
+    def save_registry_auth(self, name: str, username: str, password: str) -> Any:
+        return self._call(graphql.save_registry_auth(self._gql, name, username, password, self.retry))
+
+    def list_registry_auths(self) -> Any:
+        return self._call(graphql.list_registry_auths(self._gql, self.retry))
+
+    def delete_registry_auth(self, auth_id: str) -> Any:
+        return self._call(graphql.delete_registry_auth(self._gql, auth_id, self.retry))
+
+
+def _user_agent() -> str:
+    return f"runpod-jupyter/{__version__}"
+
+
+class Client(_ClientBase):
+    """Blocking client. ``transport`` lets tests reach a server in-process or inject faults."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: str | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(settings, backend=backend, api_key=api_key, retry=retry)
+        self._http = httpx.Client(
+            transport=transport, timeout=timeout, limits=DEFAULT_LIMITS, headers={"User-Agent": _user_agent()}
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _advance(self, program: Program, step: Any) -> Any:
+        if isinstance(step, Request):
+            try:
+                response = self._http.request(**self._request_args(step))
+            except httpx.TransportError as exc:
+                return program.throw(exc)
+            return program.send(self._reply(response))
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            return program.send(None)
+        raise TypeError(f"unknown step {step!r}")
+
+    def _call(self, program: Program) -> Any:
+        try:
+            step = next(program)
+            while True:
+                step = program.send(None) if isinstance(step, Emit) else self._advance(program, step)
+        except StopIteration as stop:
+            return stop.value
+
+    def _iter(self, program: Program) -> Iterator[Any]:
+        try:
+            step = next(program)
+            while True:
+                if isinstance(step, Emit):
+                    yield step.value
+                    step = program.send(None)
+                else:
+                    step = self._advance(program, step)
+        except StopIteration:
+            return
+        finally:
+            program.close()
+
+
+class AsyncClient(_ClientBase):
+    """asyncio client on one connection pool; methods return awaitables."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: str | None = None,
+        api_key: str | None = None,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+    ) -> None:
+        super().__init__(settings, backend=backend, api_key=api_key, retry=retry)
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=timeout, limits=limits, headers={"User-Agent": _user_agent()}
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _advance(self, program: Program, step: Any) -> Any:
+        if isinstance(step, Request):
+            try:
+                response = await self._http.request(**self._request_args(step))
+            except httpx.TransportError as exc:
+                return program.throw(exc)
+            return program.send(self._reply(response))
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            return program.send(None)
+        raise TypeError(f"unknown step {step!r}")
+
+    async def _call(self, program: Program) -> Any:
+        try:
+            step = next(program)
+            while True:
+                step = program.send(None) if isinstance(step, Emit) else await self._advance(program, step)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _iter(self, program: Program) -> AsyncIterator[Any]:
+        try:
+            step = next(program)
+            while True:
+                if isinstance(step, Emit):
+                    yield step.value
+                    step = program.send(None)
+                else:
+                    step = await self._advance(program, step)
+        except StopIteration:
+            return
+        finally:
+            program.close()

@@ -1,0 +1,196 @@
+"""Settings, credentials, backend choice and redaction of secrets.
+
+Everything that decides *where* a request goes and *with which key* lives here, so that the
+API client, the magics, the CLI and the server extension all agree. The key itself is held in a
+:class:`Secret`, whose ``str``/``repr`` never show it; every secret that passes through here is
+also registered with :func:`redact`, which scrubs it from log lines and error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Backend = Literal["local", "cloud"]
+
+CLOUD_REST_BASE = "https://api.runpod.ai/v2"
+CLOUD_GRAPHQL_BASE = "https://api.runpod.io"
+
+_secrets_lock = threading.Lock()
+_known_secrets: set[str] = set()
+_SECRET_SHAPE = re.compile(r"rpa_[A-Za-z0-9]{8,}")
+
+
+class Secret:
+    """A credential that never shows itself in ``str``, ``repr``, f-strings or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str) or not value:
+            raise ValueError("a secret must be a non-empty string")
+        self._value = value
+        register_secret(value)
+
+    def reveal(self) -> str:
+        """The raw value, for the one place that needs it: an Authorization header."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('****')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self):  # pickling would write the key to disk: refuse
+        raise TypeError("a Secret cannot be pickled")
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret so that :func:`redact` scrubs it wherever it turns up."""
+    if value and len(value) >= 6:
+        with _secrets_lock:
+            _known_secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """Replace every known secret, and anything shaped like a RunPod key, with ``****``."""
+    if not isinstance(text, str) or not text:
+        return text
+    with _secrets_lock:
+        secrets = sorted(_known_secrets, key=len, reverse=True)
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, "****")
+    return _SECRET_SHAPE.sub("rpa_****", text)
+
+
+def data_dir() -> Path:
+    """Where the job journal, the embedded RunPod's database and caches live."""
+    override = os.environ.get("RUNPOD_JUPYTER_DATA_DIR")
+    if override:
+        path = Path(override)
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_data_dir("runpod-jupyter", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def runtime_dir() -> Path:
+    """Jupyter's runtime dir: the embedded RunPod's state file lives here, shared by kernels."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    path = Path(jupyter_runtime_dir())
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _sdk_config_path() -> Path:
+    return Path.home() / ".runpod" / "config.toml"
+
+
+def _key_from_sdk_config(path: Path) -> str | None:
+    """Read ``[default] api_key`` (or a bare ``api_key``) from the SDK's config.toml."""
+    if not path.is_file():
+        return None
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    profile = data.get("default", data)
+    key = profile.get("api_key") if isinstance(profile, dict) else None
+    return key if isinstance(key, str) and key else None
+
+
+@dataclass(frozen=True)
+class CloudCredentials:
+    """The RunPod key for the cloud, and where it came from (for `doctor`, never the key)."""
+
+    api_key: Secret | None
+    source: str
+
+
+def cloud_credentials(api_key: str | None = None) -> CloudCredentials:
+    """Explicit argument > ``RUNPOD_API_KEY`` > ``~/.runpod/config.toml`` (the SDK's file)."""
+    if api_key:
+        return CloudCredentials(Secret(api_key), "argument")
+    env = os.environ.get("RUNPOD_API_KEY")
+    if env:
+        return CloudCredentials(Secret(env), "RUNPOD_API_KEY")
+    path = _sdk_config_path()
+    from_file = _key_from_sdk_config(path)
+    if from_file:
+        return CloudCredentials(Secret(from_file), "~/.runpod/config.toml")
+    return CloudCredentials(None, "none")
+
+
+def choose_backend(explicit: str | None = None, api_key: str | None = None) -> Backend:
+    """``--local``/``--cloud`` > ``RUNPOD_JUPYTER_BACKEND`` > cloud if a key is configured, else local."""
+    choice = explicit or os.environ.get("RUNPOD_JUPYTER_BACKEND") or ""
+    choice = choice.strip().lower()
+    if choice in ("local", "cloud"):
+        return choice  # type: ignore[return-value]
+    if choice:
+        from .api.errors import ConfigError
+
+        raise ConfigError(
+            f"Unknown backend {choice!r}. Use 'local' (the embedded RunPod) or 'cloud' "
+            "(set RUNPOD_JUPYTER_BACKEND, or pass --local / --cloud)."
+        )
+    return "cloud" if cloud_credentials(api_key).api_key else "local"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where to send REST and GraphQL requests, and with which key."""
+
+    backend: Backend
+    rest_base: str
+    graphql_url: str
+    api_key: Secret | None = field(repr=False)
+    key_source: str = "none"
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(backend={self.backend!r}, rest_base={self.rest_base!r}, "
+            f"graphql_url={self.graphql_url!r}, key_source={self.key_source!r})"
+        )
+
+
+def cloud_settings(api_key: str | None = None) -> Settings:
+    """Settings for api.runpod.ai / api.runpod.io, honouring the SDK's base-URL variables."""
+    creds = cloud_credentials(api_key)
+    rest = os.environ.get("RUNPOD_ENDPOINT_BASE_URL") or CLOUD_REST_BASE
+    gql = os.environ.get("RUNPOD_API_BASE_URL") or CLOUD_GRAPHQL_BASE
+    return Settings(
+        backend="cloud",
+        rest_base=rest.rstrip("/"),
+        graphql_url=gql.rstrip("/") + "/graphql",
+        api_key=creds.api_key,
+        key_source=creds.source,
+    )
+
+
+def settings(backend: str | None = None, api_key: str | None = None) -> Settings:
+    """Resolve the settings for one backend; ``local`` starts or reuses the embedded RunPod."""
+    chosen = choose_backend(backend, api_key)
+    if chosen == "cloud":
+        return cloud_settings(api_key)
+    from . import local
+
+    return local.start().settings()
