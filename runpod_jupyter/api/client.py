@@ -19,6 +19,8 @@ from .models import EndpointSpec, Policy, TemplateSpec
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, pool=120.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
+#: The async client fans out (a batch of jobs, many streams): a pool wide enough for that.
+ASYNC_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 class Endpoint:
@@ -210,17 +212,21 @@ class Client(_ClientBase):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _advance(self, program: Program, step: Any) -> Any:
+    def _perform(self, step: Any) -> Any:
+        """Do one step's I/O; the value goes back into the program."""
         if isinstance(step, Request):
-            try:
-                response = self._http.request(**self._request_args(step))
-            except httpx.TransportError as exc:
-                return program.throw(exc)
-            return program.send(self._reply(response))
+            return self._reply(self._http.request(**self._request_args(step)))
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
-            return program.send(None)
+            return None
         raise TypeError(f"unknown step {step!r}")
+
+    def _advance(self, program: Program, step: Any) -> Any:
+        try:
+            value = self._perform(step)
+        except httpx.TransportError as exc:
+            return program.throw(exc)
+        return program.send(value)
 
     def _call(self, program: Program) -> Any:
         try:
@@ -257,7 +263,7 @@ class AsyncClient(_ClientBase):
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        limits: httpx.Limits = DEFAULT_LIMITS,
+        limits: httpx.Limits = ASYNC_LIMITS,
     ) -> None:
         super().__init__(settings, backend=backend, api_key=api_key, retry=retry)
         self._http = httpx.AsyncClient(
@@ -273,23 +279,28 @@ class AsyncClient(_ClientBase):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _advance(self, program: Program, step: Any) -> Any:
+    async def _perform(self, step: Any) -> Any:
         if isinstance(step, Request):
-            try:
-                response = await self._http.request(**self._request_args(step))
-            except httpx.TransportError as exc:
-                return program.throw(exc)
-            return program.send(self._reply(response))
+            return self._reply(await self._http.request(**self._request_args(step)))
         if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
-            return program.send(None)
+            return None
         raise TypeError(f"unknown step {step!r}")
 
+    # StopIteration must not leave a coroutine (PEP 479), so the program is resumed right here.
     async def _call(self, program: Program) -> Any:
         try:
             step = next(program)
             while True:
-                step = program.send(None) if isinstance(step, Emit) else await self._advance(program, step)
+                if isinstance(step, Emit):
+                    step = program.send(None)
+                    continue
+                try:
+                    value = await self._perform(step)
+                except httpx.TransportError as exc:
+                    step = program.throw(exc)
+                    continue
+                step = program.send(value)
         except StopIteration as stop:
             return stop.value
 
@@ -300,8 +311,13 @@ class AsyncClient(_ClientBase):
                 if isinstance(step, Emit):
                     yield step.value
                     step = program.send(None)
-                else:
-                    step = await self._advance(program, step)
+                    continue
+                try:
+                    value = await self._perform(step)
+                except httpx.TransportError as exc:
+                    step = program.throw(exc)
+                    continue
+                step = program.send(value)
         except StopIteration:
             return
         finally:

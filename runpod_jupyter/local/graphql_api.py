@@ -1,0 +1,333 @@
+"""The embedded RunPod's management API: a GraphQL schema written from the platform's documented
+shapes (seeds, the SDK's own queries), validated by graphql-core.
+
+Fields that do not exist on RunPod are not in the schema, so a query asking for
+``myself.serverlessWorkers`` or ``endpoint.workers`` fails validation here as it does there.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any
+
+from graphql import GraphQLError, GraphQLScalarType, build_schema, execute, parse, validate
+from graphql.error import GraphQLSyntaxError
+
+from ..api.models import GPU_POOLS
+from .engine import ControlPlaneError, Engine
+
+SDL = """
+scalar Void
+
+type Query {
+  myself: User
+  gpuTypes(input: GpuTypeFilter): [GpuType]
+}
+
+type Mutation {
+  saveTemplate(input: SaveTemplateInput): PodTemplate
+  deleteTemplate(templateName: String): Void
+  saveEndpoint(input: EndpointInput): Endpoint
+  deleteEndpoint(id: String): Void
+  updateEndpointTemplate(input: UpdateEndpointTemplateInput): Endpoint
+  createNetworkVolume(input: CreateNetworkVolumeInput): NetworkVolume
+  saveRegistryAuth(input: SaveRegistryAuthInput): ContainerRegistryAuth
+  updateRegistryAuth(input: UpdateRegistryAuthInput): ContainerRegistryAuth
+  deleteRegistryAuth(registryAuthId: String): Void
+}
+
+type User {
+  id: String
+  email: String
+  pubKey: String
+  clientBalance: Float
+  currentSpendPerHr: Float
+  spendLimit: Int
+  endpoints: [Endpoint]
+  endpoint(id: String): Endpoint
+  networkVolumes: [NetworkVolume]
+  containerRegistryCreds: [ContainerRegistryAuth]
+  podTemplates: [PodTemplate]
+}
+
+type Endpoint {
+  id: String
+  name: String
+  templateId: String
+  template: PodTemplate
+  gpuIds: String
+  gpuCount: Int
+  idleTimeout: Int
+  locations: String
+  networkVolumeId: String
+  networkVolume: NetworkVolume
+  scalerType: String
+  scalerValue: Int
+  workersMin: Int
+  workersMax: Int
+  workersStandby: Int
+  flashBootType: String
+  allowedCudaVersions: String
+  executionTimeoutMs: Int
+  type: String
+  userId: String
+  version: Int
+  aiKey: String
+  createdAt: String
+  env: [EnvironmentVariable]
+}
+
+type PodTemplate {
+  id: String
+  name: String
+  imageName: String
+  dockerArgs: String
+  containerDiskInGb: Int
+  volumeInGb: Int
+  volumeMountPath: String
+  ports: String
+  env: [EnvironmentVariable]
+  isServerless: Boolean
+  containerRegistryAuthId: String
+  readme: String
+  startSsh: Boolean
+  startJupyter: Boolean
+  isPublic: Boolean
+  advancedStart: Boolean
+}
+
+type EnvironmentVariable { key: String value: String }
+type NetworkVolume { id: String name: String size: Int dataCenterId: String }
+type ContainerRegistryAuth { id: String name: String }
+type LowestPrice { minimumBidPrice: Float uninterruptablePrice: Float }
+
+type GpuType {
+  id: String
+  displayName: String
+  manufacturer: String
+  memoryInGb: Int
+  cudaCores: Int
+  secureCloud: Boolean
+  communityCloud: Boolean
+  securePrice: Float
+  communityPrice: Float
+  oneMonthPrice: Float
+  threeMonthPrice: Float
+  oneWeekPrice: Float
+  communitySpotPrice: Float
+  secureSpotPrice: Float
+  maxGpuCount: Int
+  lowestPrice(input: GpuLowestPriceInput): LowestPrice
+}
+
+enum FlashBootType { OFF FLASHBOOT }
+
+input GpuTypeFilter { id: String ids: [String] }
+input GpuLowestPriceInput { gpuCount: Int }
+input EnvironmentVariableInput { key: String! value: String }
+
+input SaveTemplateInput {
+  id: String
+  name: String
+  imageName: String
+  dockerArgs: String!
+  containerDiskInGb: Int
+  volumeInGb: Int
+  volumeMountPath: String
+  ports: String
+  env: [EnvironmentVariableInput]
+  isServerless: Boolean
+  containerRegistryAuthId: String
+  startSsh: Boolean
+  startJupyter: Boolean
+  isPublic: Boolean
+  readme: String
+  advancedStart: Boolean
+  startScript: String
+}
+
+input EndpointInput {
+  id: String
+  name: String
+  templateId: String
+  gpuIds: String
+  gpuCount: Int
+  idleTimeout: Int
+  locations: String
+  networkVolumeId: String
+  scalerType: String
+  scalerValue: Int
+  workersMin: Int
+  workersMax: Int
+  flashBootType: FlashBootType
+  allowedCudaVersions: String
+  executionTimeoutMs: Int
+}
+
+input UpdateEndpointTemplateInput { endpointId: String! templateId: String! }
+input CreateNetworkVolumeInput { name: String! size: Int! dataCenterId: String! }
+input SaveRegistryAuthInput { name: String! username: String! password: String! }
+input UpdateRegistryAuthInput { id: String! username: String! password: String! }
+"""
+
+#: Local stand-ins for the GPU types behind each serverless pool.
+_GPU_TYPES = [
+    ("NVIDIA RTX A4000", "AMPERE_16", 16), ("NVIDIA RTX A5000", "AMPERE_24", 24),
+    ("NVIDIA GeForce RTX 4090", "ADA_24", 24), ("NVIDIA GeForce RTX 5090", "ADA_32_PRO", 32),
+    ("NVIDIA RTX A6000", "AMPERE_48", 48), ("NVIDIA L40S", "ADA_48_PRO", 48),
+    ("NVIDIA A100 80GB PCIe", "AMPERE_80", 80), ("NVIDIA H100 80GB HBM3", "ADA_80_PRO", 80),
+    ("NVIDIA H200", "HOPPER_141", 141),
+]
+
+
+def _random_id(length: int = 10) -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(length))
+
+
+class ManagementAPI:
+    """Schema + resolvers bound to one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.schema = build_schema(SDL)
+        void = self.schema.type_map["Void"]
+        assert isinstance(void, GraphQLScalarType)
+        void.serialize = lambda value: None  # type: ignore[method-assign]
+        query = self.schema.query_type.fields  # type: ignore[union-attr]
+        query["myself"].resolve = lambda *_: self._myself()
+        query["gpuTypes"].resolve = lambda _src, _info, input=None: self._gpu_types(input or {})
+        mutation = self.schema.mutation_type.fields  # type: ignore[union-attr]
+        mutation["saveTemplate"].resolve = lambda _s, _i, input: self._template(engine.save_template(_env_in(input)))
+        mutation["deleteTemplate"].resolve = lambda _s, _i, templateName: engine.delete_template(templateName)
+        mutation["saveEndpoint"].resolve = lambda _s, _i, input: self._endpoint(engine.save_endpoint(dict(input)))
+        mutation["deleteEndpoint"].resolve = lambda _s, _i, id: engine.delete_endpoint(id)
+        mutation["updateEndpointTemplate"].resolve = lambda _s, _i, input: self._endpoint(
+            engine.save_endpoint({"id": input["endpointId"], "templateId": input["templateId"]})
+        )
+        mutation["createNetworkVolume"].resolve = lambda _s, _i, input: self._create_volume(input)
+        mutation["saveRegistryAuth"].resolve = lambda _s, _i, input: self._save_registry_auth(input)
+        mutation["updateRegistryAuth"].resolve = lambda _s, _i, input: self._update_registry_auth(input)
+        mutation["deleteRegistryAuth"].resolve = lambda _s, _i, registryAuthId: self._delete_registry_auth(registryAuthId)
+
+    def handle(self, payload: Any) -> tuple[int, dict[str, Any]]:
+        """One GraphQL POST body → (HTTP status, response body)."""
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            return 400, {"errors": [{"message": "Expected a JSON body with a 'query' string."}]}
+        try:
+            document = parse(payload["query"])
+        except GraphQLSyntaxError as exc:
+            return 400, {"errors": [exc.formatted]}
+        problems = validate(self.schema, document)
+        if problems:
+            return 400, {"errors": [p.formatted for p in problems]}
+        result = execute(
+            self.schema, document, variable_values=payload.get("variables") or None,
+            operation_name=payload.get("operationName"),
+        )
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            body["errors"] = [_error(e) for e in result.errors]
+        return 200, body
+
+    # -- views ---------------------------------------------------------------------------------
+    def _myself(self) -> dict[str, Any]:
+        engine = self.engine
+        return {
+            "id": "user_local",
+            "email": "local@runpod-jupyter",
+            "pubKey": "",
+            "clientBalance": round(engine.current_balance(), 6),
+            "currentSpendPerHr": round(engine.spend_per_hour(), 6),
+            "spendLimit": None,
+            "endpoints": lambda *_: [self._endpoint(engine.endpoint_view(ep)) for ep in engine.endpoints.values()],
+            "endpoint": lambda _info, id=None: (
+                self._endpoint(engine.endpoint_view(engine.endpoints[id])) if id in engine.endpoints else None
+            ),
+            "networkVolumes": lambda *_: list(engine.volumes.values()),
+            "containerRegistryCreds": lambda *_: [
+                {"id": a["id"], "name": a["name"]} for a in engine.registry_auths.values()
+            ],
+            "podTemplates": lambda *_: [self._template(t) for t in engine.templates.values()],
+        }
+
+    def _endpoint(self, data: dict[str, Any]) -> dict[str, Any]:
+        volume = self.engine.volumes.get(data.get("networkVolumeId") or "")
+        template = data.get("template")
+        return {
+            **data,
+            "template": self._template(template) if template else None,
+            "networkVolume": volume,
+            "type": "QB",
+            "aiKey": None,
+            "env": (template or {}).get("env") or [],
+        }
+
+    @staticmethod
+    def _template(data: dict[str, Any]) -> dict[str, Any]:
+        return {"startSsh": False, "startJupyter": False, "isPublic": False, "advancedStart": False, **data}
+
+    def _gpu_types(self, filter_: dict[str, Any]) -> list[dict[str, Any]]:
+        wanted = set(filter_.get("ids") or []) | ({filter_["id"]} if filter_.get("id") else set())
+        out = []
+        for name, pool, memory in _GPU_TYPES:
+            if wanted and name not in wanted:
+                continue
+            price = GPU_POOLS[pool].price_per_second * 3600
+            out.append({
+                "id": name, "displayName": name.replace("NVIDIA ", "").replace("GeForce ", ""),
+                "manufacturer": "Nvidia", "memoryInGb": memory, "cudaCores": 0,
+                "secureCloud": True, "communityCloud": True,
+                "securePrice": round(price, 2), "communityPrice": round(price * 0.8, 2),
+                "oneMonthPrice": None, "threeMonthPrice": None, "oneWeekPrice": None,
+                "communitySpotPrice": None, "secureSpotPrice": None, "maxGpuCount": 8,
+                "lowestPrice": lambda _info, input=None, p=price: {
+                    "minimumBidPrice": round(p * 0.5, 2), "uninterruptablePrice": round(p, 2)
+                },
+            })
+        return out
+
+    def _create_volume(self, given: dict[str, Any]) -> dict[str, Any]:
+        if int(given["size"]) < 1:
+            raise ControlPlaneError("size must be at least 1 GB.")
+        volume = {"id": _random_id(), "name": given["name"], "size": int(given["size"]), "dataCenterId": given["dataCenterId"]}
+        self.engine.volumes[volume["id"]] = volume
+        self.engine.store.put("volumes", volume["id"], volume)
+        return volume
+
+    def _save_registry_auth(self, given: dict[str, Any]) -> dict[str, Any]:
+        if any(a["name"] == given["name"] for a in self.engine.registry_auths.values()):
+            raise ControlPlaneError(f"Registry auth name must be unique: {given['name']!r} is taken.")
+        # The password is kept only to prove the round trip; it is never returned by any query.
+        auth = {"id": _random_id(), "name": given["name"], "username": given["username"]}
+        self.engine.registry_auths[auth["id"]] = auth
+        self.engine.store.put("registry_auths", auth["id"], auth)
+        return {"id": auth["id"], "name": auth["name"]}
+
+    def _update_registry_auth(self, given: dict[str, Any]) -> dict[str, Any]:
+        auth = self.engine.registry_auths.get(given["id"])
+        if auth is None:
+            raise ControlPlaneError(f"Registry auth {given['id']} does not exist.")
+        auth["username"] = given["username"]
+        self.engine.store.put("registry_auths", auth["id"], auth)
+        return {"id": auth["id"], "name": auth["name"]}
+
+    def _delete_registry_auth(self, auth_id: str) -> None:
+        if self.engine.registry_auths.pop(auth_id, None) is None:
+            raise ControlPlaneError(f"Registry auth {auth_id} does not exist.")
+        self.engine.store.delete("registry_auths", auth_id)
+
+
+def _env_in(given: dict[str, Any]) -> dict[str, Any]:
+    out = dict(given)
+    if out.get("env") is not None:
+        out["env"] = [{"key": e["key"], "value": e.get("value") or ""} for e in out["env"]]
+    out.pop("startScript", None)
+    return out
+
+
+def _error(error: GraphQLError) -> dict[str, Any]:
+    formatted = error.formatted
+    if isinstance(error.original_error, ControlPlaneError):
+        formatted["message"] = str(error.original_error)
+    return formatted

@@ -1,0 +1,144 @@
+"""Jobs in the embedded RunPod: their record, their cloud-shaped views, and change signals."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+
+
+class Signal:
+    """Wake everyone waiting: a broadcast that long-polls wait on, with a timeout."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+
+    def notify(self) -> None:
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+        self._future = None
+
+    async def wait(self, timeout: float) -> None:
+        if timeout <= 0:
+            return
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._future), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+
+def new_job_id(kind: str) -> str:
+    return f"{'sync-' if kind == 'sync' else ''}{uuid.uuid4()}-u1"
+
+
+@dataclass
+class JobRecord:
+    id: str
+    endpoint_id: str
+    input: Any
+    kind: str = "run"  # "run" or "sync": decides result retention
+    status: str = "IN_QUEUE"
+    output: Any = None
+    error: Any = None
+    progress: Any = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    worker_id: str | None = None
+    webhook: str | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+    s3_config: dict[str, Any] | None = None
+    retries: int = 0
+    reason: str | None = None
+    events: list[list[Any]] = field(default_factory=list)
+    # Not persisted: live only.
+    stream_pending: list[Any] = field(default_factory=list, repr=False)
+    stream_count: int = 0
+    progress_log: list[list[Any]] = field(default_factory=list, repr=False)
+    changed: Signal = field(default_factory=Signal, repr=False)
+    stop_sent: float | None = None  # monotonic time of the last stop signal
+
+    _PERSISTED = (
+        "id", "endpoint_id", "input", "kind", "status", "output", "error", "progress", "created",
+        "started", "finished", "worker_id", "webhook", "policy", "s3_config", "retries", "reason", "events",
+    )
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+    def event(self, kind: str, detail: str = "") -> None:
+        self.events.append([round(time.time(), 3), kind, detail])
+        self.changed.notify()
+
+    def delay_ms(self) -> int:
+        end = self.started or self.finished or time.time()
+        return max(0, int((end - self.created) * 1000))
+
+    def execution_ms(self) -> int | None:
+        if self.started is None:
+            return None
+        return max(0, int(((self.finished or time.time()) - self.started) * 1000))
+
+    # -- the cloud's JSON shapes ---------------------------------------------------------------
+    def status_view(self) -> dict[str, Any]:
+        view: dict[str, Any] = {"id": self.id, "status": self.status, "delayTime": self.delay_ms()}
+        if self.started is not None:
+            view["executionTime"] = self.execution_ms()
+        if self.worker_id:
+            view["workerId"] = self.worker_id
+        if self.status == "IN_PROGRESS" and self.progress is not None:
+            view["output"] = self.progress
+        elif self.final and self.output is not None:
+            view["output"] = self.output
+        if self.error is not None:
+            view["error"] = self.error
+        if self.retries:
+            view["retries"] = self.retries
+        return view
+
+    def worker_payload(self) -> dict[str, Any]:
+        """What job-take hands the worker: the SDK passes the whole dict to the handler."""
+        payload: dict[str, Any] = {"id": self.id, "input": self.input}
+        if self.s3_config is not None:
+            payload["s3Config"] = self.s3_config
+        if self.webhook:
+            payload["webhook"] = self.webhook
+        return payload
+
+    def webhook_body(self) -> dict[str, Any]:
+        body = {**self.status_view(), "input": self.input, "webhook": self.webhook}
+        body.setdefault("output", None)
+        return body
+
+    def detail_view(self) -> dict[str, Any]:
+        """Local-only: everything the widgets and the sidebar show about one job."""
+        return {
+            **self.status_view(),
+            "endpointId": self.endpoint_id,
+            "kind": self.kind,
+            "createdAt": self.created,
+            "startedAt": self.started,
+            "finishedAt": self.finished,
+            "reason": self.reason,
+            "events": self.events,
+            "progressLog": self.progress_log,
+            "streamCount": self.stream_count,
+            "policy": self.policy,
+        }
+
+    # -- persistence ---------------------------------------------------------------------------
+    def to_row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._PERSISTED}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "JobRecord":
+        return cls(**{k: v for k, v in row.items() if k in cls._PERSISTED})

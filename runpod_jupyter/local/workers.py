@@ -1,0 +1,277 @@
+"""Worker processes of the embedded RunPod: the real ``runpod`` SDK worker loop in a subprocess,
+wired to the control plane by environment variables exactly as on the platform.
+
+Rules measured on the SDK (notes/runpod-sdk-protocol.md): ``$ID`` (not ``$RUNPOD_POD_ID``) in the
+job-take template; every template ends with a query string; fitness checks skipped (they dial
+8.8.8.8 and exit offline); a private ``HOME`` so ``~/.runpod/config.toml`` (a user's real key)
+never reaches the worker; the worker's own ping process is killed with it (process group).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+#: Meaning of a worker's exit code, in the words the field notes use.
+EXIT_MEANINGS = {
+    0: "exited normally",
+    1: "Python exception or missing module (see the worker log)",
+    2: "file not found: usually handler.py is missing or the start command points at the wrong path",
+    137: "killed (SIGKILL): out of memory (GPU VRAM or system RAM); use a bigger GPU or smaller batches",
+    139: "segmentation fault: on RunPod usually the container disk filled up; raise containerDiskInGb "
+    "or write large files to /runpod-volume",
+    143: "terminated (SIGTERM)",
+}
+
+LOG_LINES_KEPT = 5000
+WORKER_STATES = ("initializing", "idle", "running", "throttled", "unhealthy", "draining", "exited")
+
+
+def exit_code(returncode: int) -> int:
+    """asyncio reports death by signal N as -N; containers report 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def describe_exit(code: int) -> str:
+    return f"exit code {code}: {EXIT_MEANINGS.get(code, 'the worker process ended')}"
+
+
+@dataclass
+class WorkerRecord:
+    id: str
+    endpoint_id: str
+    release: int
+    pool: str | None = None
+    state: str = "initializing"
+    jobs: set[str] = field(default_factory=set)
+    created: float = field(default_factory=time.time)
+    spawned: float | None = None
+    contacted: float | None = None  # first request from the SDK loop (job-take or ping)
+    last_seen: float | None = None
+    idle_since: float | None = None
+    billing_since: float | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    crashes: int = 0
+    retry_at: float | None = None
+    stop_after_job: bool = False
+    pid: int | None = None
+    logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT), repr=False)
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in ("exited",)
+
+    def view(self, current_release: int) -> dict[str, Any]:
+        state = self.state
+        if self.release < current_release and state not in ("draining", "exited"):
+            state = "outdated"
+        return {
+            "id": self.id,
+            "endpointId": self.endpoint_id,
+            "state": state,
+            "release": self.release,
+            "gpu": self.pool,
+            "jobs": sorted(self.jobs),
+            "pid": self.pid,
+            "createdAt": self.created,
+            "startedAt": self.spawned,
+            "readyAt": self.contacted,
+            "lastSeen": self.last_seen,
+            "exitCode": self.exit_code,
+            "reason": self.reason,
+            "crashes": self.crashes,
+            "retryAt": self.retry_at,
+        }
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start one worker: command, working dir and the environment it gets."""
+
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+
+
+def project_dir(image_name: str) -> Path | None:
+    """``local:<absolute dir>`` → that dir; any other image can only run in the cloud."""
+    if not image_name.startswith("local:"):
+        return None
+    return Path(image_name[len("local:"):]).expanduser()
+
+
+def command(docker_args: str) -> list[str]:
+    """The template's dockerArgs is the start command when given; ``python`` means this
+    interpreter (the worker runs in the same environment as the embedded RunPod)."""
+    argv = shlex.split(docker_args) if docker_args.strip() else ["python", "-u", "handler.py"]
+    if argv and Path(argv[0]).name.startswith("python") and "/" not in argv[0]:
+        argv[0] = sys.executable
+    return argv
+
+
+def build_launch(
+    *,
+    worker: WorkerRecord,
+    template: dict[str, Any],
+    control_url: str,
+    worker_key: str,
+    ping_interval_ms: int,
+    home: Path,
+    resolve_secret: Callable[[str], str | None],
+) -> Launch:
+    pool = worker.pool or "SIM"
+    base = f"{control_url}/v2/{worker.endpoint_id}"
+    query = f"?gpu={pool}"
+    env = {
+        key: os.environ[key]
+        for key in ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "TZ")
+        if key in os.environ
+    }
+    env.update(_template_env(template, resolve_secret))
+    env.update(
+        {
+            "HOME": str(home),
+            "PYTHONUNBUFFERED": "1",
+            "RUNPOD_WEBHOOK_GET_JOB": f"{base}/job-take/$ID{query}",
+            "RUNPOD_WEBHOOK_POST_OUTPUT": f"{base}/job-done/$RUNPOD_POD_ID/$ID{query}",
+            "RUNPOD_WEBHOOK_POST_STREAM": f"{base}/job-stream/$RUNPOD_POD_ID/$ID{query}",
+            "RUNPOD_WEBHOOK_PING": f"{base}/ping/$RUNPOD_POD_ID{query}",
+            "RUNPOD_POD_ID": worker.id,
+            "RUNPOD_POD_HOSTNAME": f"{worker.id}-local",
+            "RUNPOD_AI_API_KEY": worker_key,
+            "RUNPOD_PING_INTERVAL": str(max(1000, ping_interval_ms)),
+            "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
+            "RUNPOD_SKIP_GPU_CHECK": "true",
+            "RUNPOD_ENDPOINT_ID": worker.endpoint_id,
+            "RUNPOD_LOG_LEVEL": env.get("RUNPOD_LOG_LEVEL", "INFO"),
+            "RUNPOD_GPU_COUNT": "1",
+        }
+    )
+    directory = project_dir(template.get("imageName", "")) or home
+    if not directory.is_dir():
+        directory = home  # python then fails to open handler.py: exit 2, as on the platform
+    return Launch(argv=command(template.get("dockerArgs") or ""), cwd=directory, env=env)
+
+
+def _template_env(template: dict[str, Any], resolve_secret: Callable[[str], str | None]) -> dict[str, str]:
+    """Template env, with ``{{ RUNPOD_SECRET_name }}`` references resolved like the platform does."""
+    out: dict[str, str] = {}
+    for item in template.get("env") or []:
+        key, value = str(item.get("key", "")), str(item.get("value", ""))
+        if not key:
+            continue
+        stripped = value.strip()
+        if stripped.startswith("{{") and stripped.endswith("}}") and "RUNPOD_SECRET_" in stripped:
+            name = stripped[2:-2].strip().removeprefix("RUNPOD_SECRET_")
+            value = resolve_secret(name) or ""
+        out[key] = value
+    return out
+
+
+async def spawn(worker: WorkerRecord, launch: Launch, log_file: Path) -> asyncio.subprocess.Process:
+    """Start the worker in its own process group, its output captured line by line."""
+    Path(launch.env["HOME"]).mkdir(parents=True, exist_ok=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    process = await asyncio.create_subprocess_exec(
+        *launch.argv,
+        cwd=str(launch.cwd),
+        env=launch.env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    worker.process = process
+    worker.pid = process.pid
+    worker.spawned = time.time()
+    return process
+
+
+async def pump_logs(worker: WorkerRecord, process: asyncio.subprocess.Process, log_file: Path) -> None:
+    """Keep every line the worker prints, tagged with the job it belongs to when known."""
+    with log_file.open("a", encoding="utf-8") as sink:
+        await asyncio.gather(
+            _pump(worker, process.stdout, "stdout", sink),
+            _pump(worker, process.stderr, "stderr", sink),
+        )
+
+
+async def _pump(worker: WorkerRecord, stream: asyncio.StreamReader | None, name: str, sink: Any) -> None:
+    if stream is None:
+        return
+    while True:
+        try:
+            raw = await stream.readline()
+        except (ValueError, asyncio.LimitOverrunError):  # a line over the reader's limit
+            raw = await stream.read(65536)
+        if not raw:
+            return
+        entry = parse_log_line(raw.decode("utf-8", errors="replace").rstrip("\n"), worker, name)
+        worker.logs.append(entry)
+        sink.write(json.dumps(entry) + "\n")
+        sink.flush()
+
+
+def parse_log_line(line: str, worker: WorkerRecord, stream: str) -> dict[str, Any]:
+    """The SDK logs JSON lines ``{"requestId", "message", "level"}`` when RUNPOD_ENDPOINT_ID is
+    set; a handler's own ``print`` is plain text, attributed to the worker's only running job."""
+    job_id = None
+    level = "INFO" if stream == "stdout" else "STDERR"
+    message = line
+    if line.startswith("{"):
+        try:
+            data = json.loads(line)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and "message" in data:
+            job_id = data.get("requestId") or None
+            level = str(data.get("level") or level)
+            message = str(data["message"])
+    if job_id is None and len(worker.jobs) == 1:
+        job_id = next(iter(worker.jobs))
+    return {"t": round(time.time(), 3), "worker": worker.id, "job": job_id, "level": level, "message": message, "stream": stream}
+
+
+async def wait_exit(worker: WorkerRecord, process: asyncio.subprocess.Process) -> int:
+    """The worker's exit status. ``Process.wait()`` alone would also wait for the output pipes,
+    which the heartbeat process the SDK forks keeps open: once the worker itself has exited,
+    the rest of its process group is killed so the pipes close."""
+    finished = asyncio.ensure_future(process.wait())
+    while not finished.done():
+        if process.returncode is not None:
+            kill(worker)
+            break
+        await asyncio.wait({finished}, timeout=0.5)
+    return await finished
+
+
+def signal_group(worker: WorkerRecord, sig: int) -> None:
+    """Signal the worker and the heartbeat process it forked (same process group)."""
+    if worker.pid is None:
+        return
+    try:
+        os.killpg(worker.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(worker.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def terminate(worker: WorkerRecord) -> None:
+    signal_group(worker, signal.SIGTERM)
+
+
+def kill(worker: WorkerRecord) -> None:
+    signal_group(worker, signal.SIGKILL)

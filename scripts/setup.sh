@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Create .venv and install the project (with its test extra when asked) when missing or stale.
+# Usage: scripts/setup.sh [test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extra=${1:-}
+python=${PYTHON:-python3}
+
+if [ "$extra" = test ]; then
+  # System packages the tests drive for real: a registry, an image inspector, a browser.
+  missing=()
+  for pair in docker-registry:docker-registry skopeo:skopeo chromium:chromium fonts-liberation:/usr/share/fonts/truetype/liberation; do
+    pkg=${pair%%:*}; probe=${pair#*:}
+    if [[ $probe == /* ]]; then [ -e "$probe" ] || missing+=("$pkg"); else command -v "$probe" >/dev/null || missing+=("$pkg"); fi
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      echo "setup: installing ${missing[*]} (apt)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    elif command -v sudo >/dev/null; then
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "setup: missing system packages ${missing[*]}; tests that need them will be skipped" >&2
+    fi
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+want=$( { echo "$extra"; cat pyproject.toml; } | sha256sum | cut -d' ' -f1)
+stamp=.venv/.runpod-jupyter-installed
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing runpod-jupyter${extra:+[$extra]} into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".${extra:+[$extra]}"
+  echo "$want" > "$stamp"
+fi

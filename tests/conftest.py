@@ -1,0 +1,54 @@
+"""Fixtures shared by the whole suite: isolated user dirs, a real embedded RunPod per module."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support import FAST, LOCAL_KEY  # noqa: E402
+
+_SCRUBBED = (
+    "RUNPOD_API_KEY", "RUNPOD_JUPYTER_BACKEND", "RUNPOD_ENDPOINT_BASE_URL", "RUNPOD_API_BASE_URL",
+    "RUNPOD_WEBHOOK_GET_JOB",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory):
+    """Nothing the tests do touches the real user's data dir, runtime dir or RunPod key."""
+    root = tmp_path_factory.mktemp("user")
+    saved = {k: os.environ.get(k) for k in (*_SCRUBBED, "RUNPOD_JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR")}
+    for key in _SCRUBBED:
+        os.environ.pop(key, None)
+    os.environ["RUNPOD_JUPYTER_DATA_DIR"] = str(root / "data")
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")
+    yield root
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def local_runpod(tmp_path_factory: pytest.TempPathFactory):
+    """A real embedded RunPod process for this module, stopped (with its workers) afterwards."""
+    from runpod_jupyter import local
+
+    root = tmp_path_factory.mktemp("local")
+    instance = local.start(data_dir=root / "data", state_file=root / "state.json", api_key=LOCAL_KEY, tuning=FAST)
+    yield instance
+    local.stop(state_file=instance.state_file)
+
+
+@pytest.fixture()
+def client(local_runpod):
+    from runpod_jupyter.api import Client
+
+    with Client(local_runpod.settings()) as api:
+        yield api

@@ -1,0 +1,89 @@
+"""Helpers for tests that drive the embedded RunPod with real workers."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+LOCAL_KEY = "local-test-key-0f9d8c7b6a"
+#: Faster clocks for tests; every value is a real setting of the embedded RunPod.
+FAST: dict[str, Any] = {
+    "ping_interval_ms": 1000,
+    "heartbeat_timeout": 6.0,
+    "hold": 3.0,
+    "stream_hold": 2.0,
+    "crash_backoff_base": 0.5,
+    "crash_backoff_max": 4.0,
+    "drain_grace": 3.0,
+    "tick": 0.2,
+    "worker_limit": 30,
+}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last value: {last!r})")
+
+
+def worker_project(root: Path, source: str) -> Path:
+    """A worker project dir holding ``handler.py`` with ``source`` (dedented)."""
+    directory = root / f"project-{uuid.uuid4().hex[:8]}"
+    directory.mkdir(parents=True)
+    (directory / "handler.py").write_text(textwrap.dedent(source))
+    return directory
+
+
+def deploy(client, root: Path, source: str, *, wait_idle: bool = True, template_env: dict | None = None, **settings: Any):
+    """Template + endpoint for a handler source; returns (EndpointSpec, Endpoint API)."""
+    from runpod_jupyter.api import EndpointSpec, TemplateSpec
+
+    project = worker_project(root, source)
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    template = client.save_template(
+        TemplateSpec(name=name, image_name=f"local:{project}", env=template_env or {})
+    )
+    fields = {"gpu_ids": ("ADA_24",), "workers_max": 2, **settings}
+    spec = client.save_endpoint(EndpointSpec(name=name, template_id=template.id, **fields))
+    api = client.endpoint(spec.id)
+    if wait_idle:
+        wait_for(lambda: api.health().workers.idle >= 1, what="an idle worker")
+    return spec, api
+
+
+def local_get(instance, path: str, **params: Any) -> Any:
+    """GET a local-only route of the embedded RunPod."""
+    import httpx
+
+    response = httpx.get(
+        f"{instance.url}{path}", params=params, headers={"Authorization": f"Bearer {instance.api_key.reveal()}"}
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def local_post(instance, path: str, body: Any) -> Any:
+    import httpx
+
+    response = httpx.post(
+        f"{instance.url}{path}", json=body, headers={"Authorization": f"Bearer {instance.api_key.reveal()}"}
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def final(endpoint, job_id: str, timeout: float = 60.0):
+    """Wait for a job to reach a final state; return its last snapshot."""
+    return wait_for(
+        lambda: (lambda snap: snap if snap.status.is_final else None)(endpoint.status(job_id)),
+        timeout=timeout, what=f"job {job_id} to finish",
+    )
