@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 # Public names resolved on first use (PEP 562), so `import runpod_jupyter` stays fast.
 _LAZY = {
-    "deploy": ("runpod_jupyter.deploy", "deploy"),
+    "deploy": ("runpod_jupyter.deployer", "deploy"),
     "Deployment": ("runpod_jupyter.handles", "Deployment"),
     "Job": ("runpod_jupyter.handles", "Job"),
     "Client": ("runpod_jupyter.api", "Client"),

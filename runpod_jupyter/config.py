@@ -165,6 +165,11 @@ class Settings:
     api_key: Secret | None = field(repr=False)
     key_source: str = "none"
 
+    @property
+    def local_url(self) -> str | None:
+        """The embedded RunPod's root URL (its local-only routes live there); None for the cloud."""
+        return self.rest_base.removesuffix("/v2") if self.backend == "local" else None
+
     def __repr__(self) -> str:
         return (
             f"Settings(backend={self.backend!r}, rest_base={self.rest_base!r}, "

@@ -147,6 +147,9 @@ class _ClientBase:
     def get_endpoint(self, endpoint_id: str) -> Any:
         return self._call(graphql.get_endpoint(self._gql, endpoint_id, self.retry))
 
+    def list_templates(self) -> Any:
+        return self._call(graphql.list_templates(self._gql, self.retry))
+
     def save_template(self, template: TemplateSpec) -> Any:
         return self._call(graphql.save_template(self._gql, template, self.retry))
 

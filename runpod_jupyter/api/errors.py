@@ -46,6 +46,13 @@ class RunpodError(Exception):
         self.hint = redact(hint) if hint else None
         super().__init__(self.message if not self.hint else f"{self.message}\n{self.hint}")
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: what happened, then what to do."""
+        lines = [f"{type(self).__name__}: {self.message}"]
+        if self.hint:
+            lines.extend(self.hint.splitlines())
+        return lines
+
 
 class ConfigError(RunpodError):
     """Settings are wrong or missing; nothing was sent."""

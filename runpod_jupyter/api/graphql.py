@@ -35,6 +35,7 @@ GET_ENDPOINT = (
     f"query Endpoint($id: String!) {{ myself {{ endpoint(id: $id) {{ {ENDPOINT_FIELDS} "
     f"template {{ {TEMPLATE_FIELDS} }} }} }} }}"
 )
+LIST_TEMPLATES = f"query Templates {{ myself {{ podTemplates {{ {TEMPLATE_FIELDS} }} }} }}"
 SAVE_TEMPLATE = f"mutation SaveTemplate($input: SaveTemplateInput!) {{ saveTemplate(input: $input) {{ {TEMPLATE_FIELDS} }} }}"
 SAVE_ENDPOINT = f"mutation SaveEndpoint($input: EndpointInput!) {{ saveEndpoint(input: $input) {{ {ENDPOINT_FIELDS} }} }}"
 DELETE_ENDPOINT = "mutation DeleteEndpoint($id: String!) { deleteEndpoint(id: $id) }"
@@ -88,6 +89,11 @@ def get_endpoint(url: str, endpoint_id: str, retry: RetryPolicy) -> Program:
     data = yield from execute(url, GET_ENDPOINT, {"id": endpoint_id}, retry, what="read an endpoint")
     found = (data.get("myself") or {}).get("endpoint")
     return EndpointSpec.from_wire(found) if found else None
+
+
+def list_templates(url: str, retry: RetryPolicy) -> Program:
+    data = yield from execute(url, LIST_TEMPLATES, None, retry, what="list templates")
+    return [TemplateSpec.from_wire(t) for t in (data.get("myself") or {}).get("podTemplates") or []]
 
 
 def save_template(url: str, template: TemplateSpec, retry: RetryPolicy) -> Program:

@@ -1,0 +1,376 @@
+"""Deploy: package → (cloud: build and push) → saveTemplate → saveEndpoint → wait for a worker.
+
+A deploy is declarative: running the same cell again with a changed handler or changed options
+updates the endpoint of that name (a new release; workers roll), never a duplicate. Each deploy
+makes a new template named after the project's content hash and points the endpoint at it, so a
+failed deploy can be undone exactly: what this deploy created is deleted and the endpoint is put
+back on its previous template. The message says what was undone.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from . import config
+from .api import Client, EndpointSpec, Health, RunpodError, TemplateSpec
+from .api.models import GPU_POOLS
+from .findings import Finding, has_errors, sort_findings
+
+DEFAULT_GPUS = ("AMPERE_16", "AMPERE_24", "ADA_24")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+Progress = Callable[[str, str], None]
+
+
+class DeployError(RunpodError):
+    """The deploy stopped; ``findings`` and ``undone`` say why and what was cleaned up."""
+
+    def __init__(self, message: str, *, hint: str | None = None, findings: Sequence[Finding] = (), undone: Sequence[str] = ()):
+        self.findings = tuple(findings)
+        self.undone = tuple(undone)
+        super().__init__(message, hint=hint)
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """Everything a deploy can be told; the magic's flags map one to one onto these."""
+
+    name: str
+    backend: str | None = None
+    handler: str = "handler"
+    gpu: tuple[str, ...] = DEFAULT_GPUS
+    workers_min: int = 0
+    workers_max: int = 3
+    idle_timeout: int = 5
+    scaler: str = "QUEUE_DELAY"
+    scaler_value: int = 4
+    volume: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    container_disk: int = 20
+    capture: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()
+    base_image: str | None = None
+    concurrency: int | None = None
+    execution_timeout: int | None = None  # seconds
+    registry: str | None = None  # cloud: where images are pushed, e.g. docker.io/me/workers
+    builder: str | None = None  # cloud: "oci" (daemonless, default), "docker", "podman", "buildah"
+    wait: bool = True
+    wait_timeout: float | None = None  # default: 120 s local, 900 s cloud
+    dry_run: bool = False
+
+    def __repr__(self) -> str:  # env values may be secret references or worse: keys only
+        return f"DeployOptions(name={self.name!r}, backend={self.backend!r}, gpu={self.gpu!r}, env_keys={sorted(self.env)!r})"
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What ``--dry-run`` produces: the project on disk and the findings, nothing deployed."""
+
+    project: Any
+    findings: tuple[Finding, ...]
+
+    SHOWN = ("handler.py", "requirements.txt", "Dockerfile")
+
+    def _files(self) -> list[tuple[str, str]]:
+        return [(n, (self.project.path / n).read_text()) for n in self.SHOWN if (self.project.path / n).exists()]
+
+    def __repr__(self) -> str:
+        lines = [self.project.summary()]
+        if self.findings:
+            lines.append("preflight:")
+            lines.extend("  " + str(f).replace("\n", "\n  ") for f in self.findings)
+        for name, text in self._files():
+            lines += ["", f"--- {name} ---", text.rstrip()]
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
+
+    def _repr_markdown_(self) -> str:
+        parts = [f"**{self.project.name}** → `{self.project.path}`", "", "```text", self.project.summary()]
+        parts += [str(f) for f in self.findings]
+        parts.append("```")
+        for name, text in self._files():
+            lang = "python" if name.endswith(".py") else ("dockerfile" if name == "Dockerfile" else "text")
+            parts += ["", f"`{name}`", f"```{lang}", text.rstrip(), "```"]
+        return "\n".join(parts)
+
+
+def validate_options(options: DeployOptions) -> None:
+    """User mistakes in the options, found before anything is written or sent."""
+    if not _NAME.match(options.name):
+        raise DeployError(
+            f"{options.name!r} is not a valid endpoint name.",
+            hint="Use a letter first, then letters, digits, '-' or '_' (at most 40 characters); in "
+            "%%runpod_deploy the name is also the Python variable it binds, so prefer '_' to '-'.",
+        )
+    unknown = [g for g in options.gpu if g not in GPU_POOLS]
+    if not options.gpu or unknown:
+        raise DeployError(
+            f"Unknown GPU id(s): {', '.join(unknown) or '(none given)'}.",
+            hint="Valid serverless GPU pools: " + ", ".join(
+                f"{p.id} ({p.memory_gb} GB: {p.examples})" for p in GPU_POOLS.values()
+            ),
+        )
+    if not 0 <= options.workers_min <= options.workers_max:
+        raise DeployError(
+            f"--workers-min {options.workers_min} / --workers-max {options.workers_max}: need 0 <= min <= max."
+        )
+    if options.scaler not in ("QUEUE_DELAY", "REQUEST_COUNT"):
+        raise DeployError(f"--scaler {options.scaler!r}: use QUEUE_DELAY or REQUEST_COUNT.")
+
+
+def package(source: Any, options: DeployOptions, *, user_ns: Mapping[str, Any] | None = None, first_line: int = 1) -> Any:
+    """Source text (a cell or a file's content) or a function → worker project dir."""
+    from . import packaging
+
+    common = dict(
+        name=options.name, handler=options.handler, capture=options.capture,
+        requirements=options.requirements, base_image=options.base_image, concurrency=options.concurrency,
+    )
+    if callable(source):
+        return packaging.package_function(source, **common)
+    if isinstance(source, Path):
+        return packaging.package_file(source, **common)
+    return packaging.package_cell(str(source), user_ns=user_ns, first_line=first_line, **common)
+
+
+def preflight(project: Any, options: DeployOptions, backend: str) -> list[Finding]:
+    from . import packaging
+
+    checks = packaging.preflight(
+        project,
+        packaging.PreflightOptions(
+            backend=backend, gpu_ids=options.gpu, env=dict(options.env), volume=options.volume,
+            container_disk_gb=options.container_disk,
+        ),
+    )
+    return sort_findings(checks)
+
+
+def deploy(
+    source: Any,
+    name: str | None = None,
+    *,
+    user_ns: Mapping[str, Any] | None = None,
+    first_line: int = 1,
+    on_progress: Progress | None = None,
+    options: DeployOptions | None = None,
+    **flags: Any,
+) -> Any:
+    """Deploy a handler (cell source, file path or function) as endpoint ``name``.
+
+    Returns a :class:`~runpod_jupyter.handles.Deployment`, or a :class:`DryRun` with
+    ``dry_run=True``. Keyword flags are :class:`DeployOptions` fields.
+    """
+    if options is None:
+        if name is None:
+            raise DeployError("A deploy needs a name: deploy(source, name='echo').")
+        if isinstance(flags.get("gpu"), str):
+            flags["gpu"] = tuple(g.strip() for g in flags["gpu"].split(",") if g.strip())
+        options = DeployOptions(name=name, **flags)
+    report = on_progress or (lambda phase, detail: None)
+    validate_options(options)
+    backend = config.choose_backend(options.backend)
+    settings = config.cloud_settings() if backend == "cloud" else None
+    if backend == "cloud" and settings.api_key is None:
+        from .api.errors import MissingApiKeyError
+
+        raise MissingApiKeyError()
+    report("package", "writing the worker project")
+    project = package(source, options, user_ns=user_ns, first_line=first_line)
+    findings = preflight(project, options, backend)
+    if has_errors(findings):
+        raise DeployError(
+            f"Preflight found {sum(f.level == 'error' for f in findings)} problem(s); nothing was deployed.",
+            hint="\n".join(str(f) for f in findings if f.level == "error"),
+            findings=findings,
+        )
+    if options.dry_run:
+        return DryRun(project, tuple(findings))
+    if settings is None:
+        from . import local
+
+        settings = local.start().settings()
+    with Client(settings) as client:
+        endpoint = _Rollout(client, options, project, backend, report).run()
+    from .handles import Deployment
+
+    return Deployment(
+        name=options.name, endpoint_id=endpoint.id, backend=backend, settings=settings,
+        project=project, findings=tuple(findings),
+    )
+
+
+class _Rollout:
+    """One deploy's steps against the management API, remembering what to undo."""
+
+    def __init__(self, client: Client, options: DeployOptions, project: Any, backend: str, report: Progress):
+        self.client, self.options, self.project, self.backend, self.report = client, options, project, backend, report
+        self.undo: list[tuple[str, Callable[[], Any]]] = []
+
+    def run(self) -> EndpointSpec:
+        try:
+            existing = find_endpoint(self.client, self.options.name)
+            template = self._template(existing)
+            endpoint = self._endpoint(existing, template)
+            if self.options.wait:
+                self._wait_ready(endpoint)
+        except BaseException as exc:
+            undone = self._rollback()
+            if isinstance(exc, RunpodError):
+                what = f"The deploy of {self.options.name!r} failed: {exc.message}"
+                hint = exc.hint or ""
+            elif isinstance(exc, KeyboardInterrupt):
+                what, hint = f"The deploy of {self.options.name!r} was interrupted.", ""
+            else:
+                raise
+            summary = ("Undone: " + "; ".join(undone) + ".") if undone else "Nothing had been created yet."
+            raise DeployError(what, hint=f"{hint}\n{summary}".strip(), undone=undone,
+                              findings=getattr(exc, "findings", ())) from None
+        self._retire_old_templates(endpoint, existing)
+        return endpoint
+
+    # -- steps -----------------------------------------------------------------------------
+    def _image(self) -> tuple[str, str | None]:
+        if self.backend == "local":
+            return f"local:{self.project.path}", None
+        from .cloud_image import publish
+
+        self.report("build", "building and pushing the worker image")
+        return publish(self.client, self.project, self.options, self.report)
+
+    def _template(self, existing: EndpointSpec | None) -> TemplateSpec:
+        name = f"{self.options.name}-{self.project.content_hash[:10]}"
+        current = next((t for t in self.client.list_templates() if t.name == name), None)
+        if current is not None:
+            return current  # same project content already registered: reuse it
+        image, auth_id = self._image()
+        self.report("template", f"saving template {name}")
+        env = dict(self.options.env)
+        template = self.client.save_template(TemplateSpec(
+            name=name, image_name=image, docker_args="", container_disk_in_gb=self.options.container_disk,
+            env=env, is_serverless=True, container_registry_auth_id=auth_id,
+            volume_mount_path="/runpod-volume" if self.options.volume else None,
+        ))
+        self.undo.append((f"deleted template {name}", lambda: self.client.delete_template(name)))
+        return template
+
+    def _endpoint(self, existing: EndpointSpec | None, template: TemplateSpec) -> EndpointSpec:
+        o = self.options
+        wanted = dict(
+            name=o.name, template_id=template.id, gpu_ids=tuple(o.gpu), workers_min=o.workers_min,
+            workers_max=o.workers_max, idle_timeout=o.idle_timeout, scaler_type=o.scaler,
+            scaler_value=o.scaler_value, network_volume_id=o.volume,
+            execution_timeout_ms=o.execution_timeout * 1000 if o.execution_timeout else None,
+        )
+        if existing is None:
+            self.report("endpoint", f"creating endpoint {o.name}")
+            created = self.client.save_endpoint(EndpointSpec(**wanted))
+            self.undo.append((f"deleted endpoint {created.id}", lambda: delete_endpoint(self.client, created.id, template=None)))
+            return created
+        update = replace(existing, template=None, **wanted)
+        if update == replace(existing, template=None):
+            self.report("endpoint", f"endpoint {o.name} is already up to date")
+            return existing
+        self.report("endpoint", f"updating endpoint {o.name} ({existing.id}): a new release")
+        previous = replace(existing, template=None)
+        updated = self.client.save_endpoint(update)
+        self.undo.append((
+            f"put endpoint {existing.id} back on its previous release",
+            lambda: self.client.save_endpoint(previous),
+        ))
+        return updated
+
+    def _wait_ready(self, endpoint: EndpointSpec) -> None:
+        limit = self.options.wait_timeout or (120.0 if self.backend == "local" else 900.0)
+        interval = 0.2 if self.backend == "local" else 3.0
+        self.report("wait", "waiting for a worker")
+        api = self.client.endpoint(endpoint.id)
+        deadline = time.monotonic() + limit
+        health = Health()
+        while time.monotonic() < deadline:
+            health = api.health()
+            if health.workers.idle or health.workers.running:
+                self.report("ready", "a worker is ready")
+                return
+            if health.workers.unhealthy:
+                raise _crash_loop_error(self.client, endpoint.id)
+            if endpoint.workers_max == 0:
+                self.report("ready", "workersMax is 0: no worker will start until it is raised")
+                return
+            time.sleep(interval)
+        self.report("slow", f"no worker ready after {limit:.0f} s; the endpoint stays deployed")
+
+    def _rollback(self) -> list[str]:
+        done = []
+        for what, action in reversed(self.undo):
+            try:
+                action()
+                done.append(what)
+            except RunpodError as exc:
+                done.append(f"could NOT undo ({what}): {exc.message}")
+        self.undo.clear()
+        return done
+
+    def _retire_old_templates(self, endpoint: EndpointSpec, existing: EndpointSpec | None) -> None:
+        """After a successful update, delete this endpoint's previous template (ours only)."""
+        if existing is None or existing.template_id == endpoint.template_id:
+            return
+        old = existing.template
+        if old is None or not old.name.startswith(f"{self.options.name}-"):
+            return
+        try:
+            self.client.delete_template(old.name)
+        except RunpodError:
+            pass  # still referenced somewhere: harmless to keep
+
+
+def _crash_loop_error(client: Client, endpoint_id: str) -> RunpodError:
+    """Workers crash before taking jobs: say why, with the worker log's last lines."""
+    from .diagnose import diagnose, gather
+
+    from .local import routes
+
+    findings = [f for f in diagnose(gather(client, endpoint_id)) if f.code == "crash-loop"]
+    lines = routes.logs(client.settings, endpoint_id=endpoint_id, limit=12) or []
+    tail = ("Worker log (last lines):\n" + "\n".join(f"  {e['message']}" for e in lines)) if lines else ""
+    error = DeployError(
+        findings[0].message if findings else "The worker crashed before it could take a job.",
+        hint=((findings[0].fix + "\n") if findings else "") + tail,
+        findings=findings,
+    )
+    return error
+
+
+def find_endpoint(client: Client, name: str) -> EndpointSpec | None:
+    """The endpoint with this name (RunPod may add " -fb" for FlashBoot)."""
+    for endpoint in client.list_endpoints():
+        if endpoint.name in (name, f"{name} -fb"):
+            return endpoint
+    return None
+
+
+def delete_endpoint(client: Client, endpoint_id: str, *, template: str | None | bool = True) -> list[str]:
+    """Scale to zero, delete the endpoint, then its template (RunPod refuses to delete a template
+    an endpoint still uses). Returns what was done, in words."""
+    done = []
+    spec = client.get_endpoint(endpoint_id)
+    if spec is None:
+        return [f"endpoint {endpoint_id} did not exist"]
+    if spec.workers_min or spec.workers_max:
+        client.save_endpoint(replace(spec, template=None, workers_min=0, workers_max=0))
+        done.append("scaled to 0 workers")
+    client.delete_endpoint(endpoint_id)
+    done.append(f"deleted endpoint {spec.name} ({endpoint_id})")
+    template_name = template if isinstance(template, str) else (spec.template.name if template and spec.template else None)
+    if template_name:
+        try:
+            client.delete_template(template_name)
+            done.append(f"deleted template {template_name}")
+        except RunpodError as exc:
+            done.append(f"kept template {template_name} ({exc.message})")
+    return done

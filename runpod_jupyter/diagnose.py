@@ -1,0 +1,241 @@
+"""Plain-words findings about an endpoint, from its live state. One set of rules, shown by the
+widgets, the Lab sidebar and the CLI alike (design §5, field notes in seeds 002/003).
+
+:func:`gather` does the I/O (health, the endpoint as GraphQL sees it, the account, and on the
+embedded RunPod its worker list); :func:`diagnose` is pure: state in, findings out.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .api.models import GPU_POOLS, Account, EndpointSpec, Health
+from .findings import Finding, sort_findings
+
+EXIT_FIXES = {
+    1: "A Python exception or a missing module at start-up. Read the worker log (%runpod_logs NAME), "
+    "fix the code before runpod.serverless.start, and redeploy.",
+    2: "handler.py was not found. Check the start command (dockerArgs) and that the image copies the "
+    "handler where the command expects it.",
+    137: "Out of memory (GPU VRAM or RAM). Use a bigger GPU pool, a smaller batch or model, or load "
+    "the model in lower precision.",
+    139: "A segmentation fault, on RunPod usually the container disk filling up. Raise "
+    "containerDiskInGb (image × 2.5 + models + 20 GB) or keep models on /runpod-volume.",
+}
+
+
+@dataclass
+class EndpointState:
+    """Everything the rules look at; any part may be missing."""
+
+    endpoint_id: str
+    backend: str
+    endpoint: EndpointSpec | None = None
+    listed: bool | None = None  # does GraphQL list it?
+    health: Health | None = None
+    rest_not_found: bool = False  # the job API answered "Not Found" for run/status/purge
+    account: Account | None = None
+    workers: list[dict[str, Any]] | None = None  # embedded RunPod only: per-worker state
+    problem: str | None = None  # embedded RunPod only: why it cannot run this image
+    oldest_queued_s: float | None = None
+    observed_at: float = field(default_factory=time.time)
+
+
+def diagnose(state: EndpointState) -> list[Finding]:
+    """The findings for one endpoint, most severe first."""
+    return sort_findings(found for found in (rule(state) for rule in _RULES) if found is not None)
+
+
+def _disabled(s: EndpointState) -> Finding | None:
+    if not (s.rest_not_found and s.listed):
+        return None
+    balance = f" (balance ${s.account.client_balance:.2f})" if s.account is not None else ""
+    return Finding(
+        "error", "endpoint-disabled",
+        f"RunPod's job API answers 'Not Found' for this endpoint although it is still listed{balance}: "
+        "the account balance went negative, or the endpoint is broken.",
+        "Add funds, then delete and recreate the endpoint (%runpod_delete NAME and run the deploy cell "
+        "again): an endpoint disabled for balance stays broken after topping up.",
+    )
+
+
+def _deleted(s: EndpointState) -> Finding | None:
+    if s.listed is False:
+        return Finding("error", "endpoint-deleted", "This endpoint no longer exists.", "Run the deploy cell again to recreate it.")
+    return None
+
+
+def _no_worker_yet(s: EndpointState) -> Finding | None:
+    if s.health is not None and not s.health.registered and not s.rest_not_found:
+        return Finding(
+            "info", "no-worker-yet", "No worker has registered yet (RunPod answers 'Not Found' for health until then).",
+            "Wait for the first worker to start; if it never does, check the image name and the worker logs.",
+        )
+    return None
+
+
+def _cloud_only_image(s: EndpointState) -> Finding | None:
+    if s.problem:
+        return Finding("error", "cloud-only-image", s.problem, "Deploy with --cloud, or package the handler with %%runpod_deploy --local.")
+    return None
+
+
+def _exit_code(reason: str | None) -> int | None:
+    match = re.search(r"exit code (\d+)", reason or "")
+    return int(match.group(1)) if match else None
+
+
+def _crash_loop(s: EndpointState) -> Finding | None:
+    if s.health is None or s.health.workers.unhealthy == 0:
+        return None
+    reasons = [w.get("reason") or "" for w in s.workers or [] if w.get("state") == "unhealthy"]
+    code = next((c for c in map(_exit_code, reasons) if c is not None), None)
+    cause = f" ({reasons[0]})" if reasons and reasons[0] else ""
+    if "init timeout" in (reasons[0] if reasons else ""):
+        fix = ("Start-up takes longer than the init timeout: set RUNPOD_INIT_TIMEOUT (seconds) in the "
+               "endpoint env, or move model downloads out of start-up (bake them in, or use cached models).")
+    else:
+        fix = EXIT_FIXES.get(code or 0, "Read the worker log (%runpod_logs NAME), fix start-up, and redeploy.")
+    queued = s.health.jobs.in_queue
+    fix += " Purge the queue of jobs sent to the broken release." if queued else ""
+    return Finding(
+        "error", "crash-loop",
+        f"{s.health.workers.unhealthy} worker(s) crash before taking jobs: a crash loop; RunPod keeps "
+        f"retrying them with exponential backoff{cause}.",
+        fix,
+    )
+
+
+def _queued_without_workers(s: EndpointState) -> Finding | None:
+    h = s.health
+    if h is None or h.jobs.in_queue == 0:
+        return None
+    w = h.workers
+    if s.endpoint is not None and s.endpoint.workers_max == 0:
+        return Finding("error", "workers-max-zero", f"{h.jobs.in_queue} job(s) wait but workersMax is 0.",
+                       "Scale up: .scale(max=1) or %runpod_deploy --workers-max 1.")
+    pools = ", ".join(s.endpoint.gpu_ids) if s.endpoint is not None else "the selected GPU pools"
+    wider = _wider_pools(s.endpoint)
+    if w.throttled and w.idle + w.running + w.initializing == 0:
+        return Finding(
+            "error", "no-gpu-capacity",
+            f"{h.jobs.in_queue} job(s) wait: RunPod has no free GPU in {pools} (workers throttled).",
+            f"Widen the GPU list across tiers{wider}, or remove the network volume pin so any data centre can host workers.",
+        )
+    if w.total == 0 and not s.problem:
+        age = f" for {s.oldest_queued_s:.0f} s" if s.oldest_queued_s else ""
+        return Finding(
+            "warning", "queued-no-workers",
+            f"{h.jobs.in_queue} job(s) have waited{age} with zero workers: a worker is starting, or RunPod "
+            f"cannot place one in {pools} (GPU unavailable where the endpoint is pinned).",
+            f"If this lasts more than a minute, widen the GPU list{wider} or remove the network volume.",
+        )
+    return None
+
+
+def _running_but_queued(s: EndpointState) -> Finding | None:
+    h = s.health
+    if h is None or h.jobs.in_queue == 0 or h.jobs.in_progress > 0 or h.workers.running == 0:
+        return None
+    return Finding(
+        "warning", "startup-before-start",
+        "Workers show 'running' but no job is in progress: code before runpod.serverless.start "
+        "(model downloads, installs) is still running or failing.",
+        "Check the worker log; move heavy start-up into a lazily-called function, and set "
+        "RUNPOD_INIT_TIMEOUT for long cold starts.",
+    )
+
+
+def _throttled(s: EndpointState) -> Finding | None:
+    h = s.health
+    if h is None or not h.workers.throttled or (h.jobs.in_queue and h.workers.idle + h.workers.running == 0):
+        return None  # the queued-job rule above says it more precisely
+    return Finding(
+        "warning", "throttled", f"{h.workers.throttled} worker(s) throttled: no capacity for them right now.",
+        f"Widen the GPU list across tiers{_wider_pools(s.endpoint)}.",
+    )
+
+
+def _died_mid_job(s: EndpointState) -> Finding | None:
+    if s.health is None or s.health.jobs.retried == 0:
+        return None
+    codes = [c for c in (_exit_code(w.get("reason")) for w in s.workers or [] if w.get("state") == "exited") if c]
+    code = next((c for c in codes if c not in (0, 143)), None)
+    fix = EXIT_FIXES.get(code or 0, "Read the worker log around the failed job (%runpod_logs NAME).")
+    return Finding(
+        "warning", "worker-died-mid-job",
+        f"{s.health.jobs.retried} job(s) were retried because their worker died"
+        + (f" (exit code {code})" if code else "") + ".",
+        fix,
+    )
+
+
+def _balance(s: EndpointState) -> Finding | None:
+    a = s.account
+    if a is None:
+        return None
+    if a.client_balance < 0:
+        return Finding("error", "negative-balance", f"The account balance is ${a.client_balance:.2f}.",
+                       "Add funds; endpoints disabled by a negative balance must be recreated.")
+    if a.current_spend_per_hr > 0 and a.client_balance < a.current_spend_per_hr:
+        hours = a.client_balance / a.current_spend_per_hr
+        return Finding("warning", "low-balance",
+                       f"At ${a.current_spend_per_hr:.2f}/h the balance (${a.client_balance:.2f}) lasts about {hours * 60:.0f} min.",
+                       "Add funds, or scale down idle endpoints (workersMin 0).")
+    return None
+
+
+def _rolling(s: EndpointState) -> Finding | None:
+    if s.health is not None and s.health.workers.outdated:
+        return Finding("info", "rolling-update", f"{s.health.workers.outdated} worker(s) still run the previous release.",
+                       "Nothing to do: they finish their jobs and are replaced a few at a time.")
+    return None
+
+
+def _wider_pools(endpoint: EndpointSpec | None) -> str:
+    if endpoint is None or not endpoint.gpu_ids:
+        return ""
+    memory = max((GPU_POOLS[g].memory_gb for g in endpoint.gpu_ids if g in GPU_POOLS), default=0)
+    extra = [p.id for p in GPU_POOLS.values() if p.memory_gb >= memory and p.id not in endpoint.gpu_ids][:3]
+    return f" (e.g. add {', '.join(extra)})" if extra else ""
+
+
+_RULES = (
+    _disabled, _deleted, _cloud_only_image, _crash_loop, _queued_without_workers, _running_but_queued,
+    _throttled, _died_mid_job, _no_worker_yet, _balance, _rolling,
+)
+
+
+def gather(client: Any, endpoint_id: str) -> EndpointState:
+    """Read what the rules need through a sync :class:`~runpod_jupyter.api.Client`. On the
+    embedded RunPod the per-worker list adds exit codes and reasons."""
+    from .api.errors import EndpointNotFoundError, RunpodError
+
+    state = EndpointState(endpoint_id=endpoint_id, backend=client.settings.backend)
+    try:
+        state.endpoint = client.get_endpoint(endpoint_id)
+        state.listed = state.endpoint is not None
+    except RunpodError:
+        pass
+    try:
+        state.health = client.endpoint(endpoint_id).health()
+        if not state.health.registered and state.listed:
+            # Health says "Not Found": tell "no worker yet" from "disabled" by asking the job API.
+            client.endpoint(endpoint_id).status("runpod-jupyter-probe")
+    except EndpointNotFoundError:
+        state.rest_not_found = True
+    except RunpodError:
+        pass
+    try:
+        state.account = client.account()
+    except RunpodError:
+        pass
+    if client.settings.local_url is not None:
+        from .local import routes
+
+        found = routes.workers(client.settings, endpoint_id) or {}
+        state.workers, state.problem = found.get("workers"), found.get("problem")
+    return state

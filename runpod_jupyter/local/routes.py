@@ -1,0 +1,52 @@
+"""Reading the embedded RunPod's local-only routes: per-worker states, logs, job timelines.
+
+These routes do not exist in the cloud (RunPod has no public logs or worker-list API), so every
+caller treats ``None`` as "not available on this backend".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ..config import Settings
+
+
+def _get(settings: Settings, path: str, **params: Any) -> Any:
+    base = settings.local_url
+    if base is None:
+        return None
+    key = settings.api_key
+    try:
+        response = httpx.get(
+            f"{base}{path}", params={k: str(v) for k, v in params.items() if v is not None},
+            headers={"Authorization": f"Bearer {key.reveal()}"} if key else {}, timeout=5,
+        )
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+def workers(settings: Settings, endpoint_id: str) -> dict[str, Any] | None:
+    """``{"workers": [...], "problem", "spent", "release", "queue"}`` for one endpoint."""
+    return _get(settings, f"/local/endpoints/{endpoint_id}/workers")
+
+
+def logs(
+    settings: Settings,
+    *,
+    endpoint_id: str | None = None,
+    worker_id: str | None = None,
+    job_id: str | None = None,
+    since: float | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]] | None:
+    """Log lines ``{"t", "worker", "job", "level", "message", "stream"}``, oldest first."""
+    found = _get(settings, "/local/logs", endpoint_id=endpoint_id, worker_id=worker_id, job_id=job_id, since=since, limit=limit)
+    return None if found is None else found.get("lines", [])
+
+
+def job_detail(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    """A job's timeline, progress history and stream count, while the server retains it."""
+    return _get(settings, f"/local/jobs/{job_id}")
