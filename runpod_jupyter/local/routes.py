@@ -50,3 +50,28 @@ def logs(
 def job_detail(settings: Settings, job_id: str) -> dict[str, Any] | None:
     """A job's timeline, progress history and stream count, while the server retains it."""
     return _get(settings, f"/local/jobs/{job_id}")
+
+
+def _post(settings: Settings, path: str, body: Any) -> Any:
+    from ..api.errors import ConfigError
+
+    base = settings.local_url
+    if base is None:
+        raise ConfigError("This only works on the embedded RunPod (the local backend).")
+    key = settings.api_key
+    response = httpx.post(
+        f"{base}{path}", json=body, headers={"Authorization": f"Bearer {key.reveal()}"} if key else {}, timeout=5
+    )
+    if response.status_code != 200:
+        raise ConfigError(f"The embedded RunPod refused {path}: {response.text[:200]}")
+    return response.json()
+
+
+def simulate_gpus(settings: Settings, capacity: dict[str, int]) -> dict[str, int]:
+    """Set how many workers each GPU pool can host (0 = none available): throttling on demand."""
+    return _post(settings, "/local/gpus", capacity)["gpus"]
+
+
+def simulate_balance(settings: Settings, balance: float) -> float:
+    """Set the simulated account balance (negative disables endpoints, as on RunPod)."""
+    return _post(settings, "/local/account", {"balance": balance})["clientBalance"]
