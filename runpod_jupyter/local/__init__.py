@@ -95,9 +95,9 @@ def _answers(port: int, pid: int) -> bool:
         return False
 
 
-def find(state_file: Path | None = None) -> LocalInstance | None:
+def find(state_file: Path | str | None = None) -> LocalInstance | None:
     """The running instance described by the state file, if it is alive and answers."""
-    path = state_file or default_state_file()
+    path = Path(state_file) if state_file else default_state_file()
     state = read_state(path)
     if not state:
         return None
