@@ -9,7 +9,8 @@ python=${PYTHON:-python3}
 if [ "$extra" = test ]; then
   # System packages the tests drive for real: a registry, an image inspector, a browser.
   missing=()
-  for pair in docker-registry:docker-registry skopeo:skopeo chromium:chromium fonts-liberation:/usr/share/fonts/truetype/liberation; do
+  for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci buildah:buildah podman:podman runc:runc \
+      chromium:chromium fonts-liberation:/usr/share/fonts/truetype/liberation; do
     pkg=${pair%%:*}; probe=${pair#*:}
     if [[ $probe == /* ]]; then [ -e "$probe" ] || missing+=("$pkg"); else command -v "$probe" >/dev/null || missing+=("$pkg"); fi
   done
