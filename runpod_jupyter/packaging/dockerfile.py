@@ -2,8 +2,9 @@
 and the handler as the command. A plain ``docker build`` of the project directory works.
 
 RunPod's ``runpod/base`` images carry several CPython versions side by side (``python3.9`` …
-``python3.13``) and do not say which one ``python`` is, so the Dockerfile always names
-``python3.X`` — the kernel's major.minor, because that is what the pins were resolved for.
+``python3.13``; the table of known bases lives in :mod:`runpod_jupyter.build.bases`), so the
+Dockerfile always names ``python3.X`` — the kernel's major.minor, because that is what the pins
+were resolved for.
 The base does not ship the ``runpod`` SDK; it is installed from ``requirements.txt`` like the rest.
 ``runpod/pytorch`` images already carry torch: a pin for a distribution the base provides is kept
 in ``requirements.txt`` (it documents the kernel) but not reinstalled over the base's CUDA build.
@@ -19,18 +20,6 @@ from .errors import PackagingError
 from ..findings import Finding
 
 
-@dataclass(frozen=True)
-class BaseImage:
-    """A known base image: which ``python3.X`` it has and which distributions it already provides."""
-
-    image: str
-    pythons: tuple[str, ...]
-    provides: frozenset[str] = frozenset()
-
-
-#: runpod/base 0.6.3 installs CPython 3.8–3.13 from deadsnakes (containers repo, base/Dockerfile).
-RUNPOD_BASE = BaseImage("runpod/base:0.6.3-cuda12.2.0", ("3.8", "3.9", "3.10", "3.11", "3.12", "3.13"))
-KNOWN_BASES: tuple[BaseImage, ...] = (RUNPOD_BASE,)
 _TORCH = frozenset({"torch", "torchvision", "torchaudio"})
 
 
@@ -44,25 +33,26 @@ class BaseChoice:
 
 
 def choose_base(python_version: str, base_image: str | None = None) -> BaseChoice:
-    """The base image for a kernel's Python, or the user's override (its Python read from the tag)."""
+    """The base image for a kernel's Python (from the table of known RunPod bases the image
+    builder also uses), or the user's override (its Python read from the table or the tag)."""
+    from ..api.errors import RunpodError
+    from ..build import bases
+
     if not base_image:
-        for base in KNOWN_BASES:
-            if python_version in base.pythons:
-                return BaseChoice(base.image, python_version, f"python{python_version}", base.provides)
-        raise PackagingError(
-            f"No known RunPod base image has Python {python_version} (known: "
-            + ", ".join(f"{b.image} with {'/'.join(b.pythons)}" for b in KNOWN_BASES) + ").",
-            hint="Pass base_image=... / --base-image IMAGE with an image that has "
-            f"python{python_version} and pip, or run the notebook on a supported Python.",
-        )
+        try:
+            base = bases.pick_base(python_version)
+        except RunpodError as exc:
+            raise PackagingError(exc.message, hint=exc.hint) from None
+        return BaseChoice(base.image, python_version, base.python_exe, frozenset(base.packages))
     image = base_image.strip()
     if not image or any(c.isspace() for c in image):
-        raise PackagingError(f"Invalid base image {base_image!r}.", hint="Use e.g. runpod/base:0.6.3-cuda12.2.0.")
-    for base in KNOWN_BASES:
-        if base.image == image and python_version in base.pythons:
-            return BaseChoice(image, python_version, f"python{python_version}", base.provides)
+        raise PackagingError(f"Invalid base image {base_image!r}.", hint="Use e.g. runpod/base:1.0.7-cuda1281-ubuntu2204.")
+    known = bases.known_base(image)
+    if known is not None and python_version in (known.python, *known.pythons):
+        base = known.for_python(python_version)
+        return BaseChoice(image, python_version, base.python_exe, frozenset(base.packages))
     provides = _TORCH if image.startswith(("runpod/pytorch:", "pytorch/pytorch:")) else frozenset()
-    tag_python = _python_from_tag(image)
+    tag_python = known.python if known is not None else _python_from_tag(image)
     if tag_python and tag_python != python_version:
         note = Finding(
             "warning", "python-mismatch",

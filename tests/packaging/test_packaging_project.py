@@ -136,7 +136,9 @@ def test_dockerfile_builds_from_the_project_dir(pkg):
     text = project.dockerfile_path.read_text()
     py = f"python{sys.version_info.major}.{sys.version_info.minor}"
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert lines[0] == "FROM runpod/base:0.6.3-cuda12.2.0"
+    from runpod_jupyter.build.bases import pick_base
+
+    assert lines[0] == f"FROM {pick_base().image}"  # the known RunPod base for this Python
     assert "WORKDIR /app" in lines
     assert "COPY requirements.txt /app/requirements.txt" in lines
     assert f"RUN {py} -m pip install --no-cache-dir -r /app/requirements.txt" in lines
