@@ -60,16 +60,7 @@ def _check_cloud(say) -> int:
     if settings.api_key is None:
         say("API", "not checked: no key (set RUNPOD_API_KEY or use --local)")
         return 1
-    from .api import Client, RunpodError
-
-    try:
-        with Client(settings) as client:
-            account = client.account()
-    except RunpodError as exc:
-        say("API", f"does not answer: {exc.message}")
-        return 1
-    say("API", f"answers; balance ${account.client_balance:.2f}, spend ${account.current_spend_per_hr:.3f}/h")
-    return 0
+    return _check_api(say, settings, "balance")
 
 
 def _check_local(say) -> int:
@@ -82,13 +73,18 @@ def _check_local(say) -> int:
     say("embedded RunPod", f"running, pid {found.pid}")
     say("REST base", found.rest_base)
     say("GraphQL", found.graphql_url)
+    return _check_api(say, found.settings(), "simulated balance")
+
+
+def _check_api(say, settings: config.Settings, balance: str) -> int:
+    """One real request (the account query) says whether the API answers and takes the key."""
     from .api import Client, RunpodError
 
     try:
-        with Client(found.settings()) as client:
+        with Client(settings) as client:
             account = client.account()
     except RunpodError as exc:
         say("API", f"does not answer: {exc.message}")
         return 1
-    say("API", f"answers; simulated balance ${account.client_balance:.2f}")
+    say("API", f"answers; {balance} ${account.client_balance:.2f}, spend ${account.current_spend_per_hr:.3f}/h")
     return 0

@@ -224,34 +224,34 @@ class Client(_ClientBase):
             return None
         raise TypeError(f"unknown step {step!r}")
 
-    def _advance(self, program: Program, step: Any) -> Any:
-        try:
-            value = self._perform(step)
-        except httpx.TransportError as exc:
-            return program.throw(exc)
-        return program.send(value)
-
-    def _call(self, program: Program) -> Any:
-        try:
-            step = next(program)
-            while True:
-                step = program.send(None) if isinstance(step, Emit) else self._advance(program, step)
-        except StopIteration as stop:
-            return stop.value
-
-    def _iter(self, program: Program) -> Iterator[Any]:
+    def _drive(self, program: Program, result: list[Any]) -> Iterator[Any]:
+        """Run a program: do its I/O, yield what it emits, put its return value in ``result``."""
         try:
             step = next(program)
             while True:
                 if isinstance(step, Emit):
                     yield step.value
                     step = program.send(None)
-                else:
-                    step = self._advance(program, step)
-        except StopIteration:
-            return
+                    continue
+                try:
+                    value = self._perform(step)
+                except httpx.TransportError as exc:
+                    step = program.throw(exc)
+                    continue
+                step = program.send(value)
+        except StopIteration as stop:
+            result.append(stop.value)
         finally:
             program.close()
+
+    def _call(self, program: Program) -> Any:
+        result: list[Any] = []
+        for _ in self._drive(program, result):
+            pass
+        return result[0]
+
+    def _iter(self, program: Program) -> Iterator[Any]:
+        return self._drive(program, [])
 
 
 class AsyncClient(_ClientBase):
@@ -291,23 +291,7 @@ class AsyncClient(_ClientBase):
         raise TypeError(f"unknown step {step!r}")
 
     # StopIteration must not leave a coroutine (PEP 479), so the program is resumed right here.
-    async def _call(self, program: Program) -> Any:
-        try:
-            step = next(program)
-            while True:
-                if isinstance(step, Emit):
-                    step = program.send(None)
-                    continue
-                try:
-                    value = await self._perform(step)
-                except httpx.TransportError as exc:
-                    step = program.throw(exc)
-                    continue
-                step = program.send(value)
-        except StopIteration as stop:
-            return stop.value
-
-    async def _iter(self, program: Program) -> AsyncIterator[Any]:
+    async def _drive(self, program: Program, result: list[Any]) -> AsyncIterator[Any]:
         try:
             step = next(program)
             while True:
@@ -321,7 +305,16 @@ class AsyncClient(_ClientBase):
                     step = program.throw(exc)
                     continue
                 step = program.send(value)
-        except StopIteration:
-            return
+        except StopIteration as stop:
+            result.append(stop.value)
         finally:
             program.close()
+
+    async def _call(self, program: Program) -> Any:
+        result: list[Any] = []
+        async for _ in self._drive(program, result):
+            pass
+        return result[0]
+
+    def _iter(self, program: Program) -> AsyncIterator[Any]:
+        return self._drive(program, [])
