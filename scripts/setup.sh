@@ -7,10 +7,11 @@ extra=${1:-}
 python=${PYTHON:-python3}
 
 if [ "$extra" = test ]; then
-  # System packages the tests drive for real: a registry, an image inspector, a browser.
+  # System packages the tests drive for real: a registry, an image inspector, a browser, and
+  # node to build the Lab extension (js/) during the install.
   missing=()
   for pair in docker-registry:docker-registry skopeo:skopeo umoci:umoci buildah:buildah podman:podman runc:runc \
-      chromium:chromium fonts-liberation:/usr/share/fonts/truetype/liberation; do
+      chromium:chromium fonts-liberation:/usr/share/fonts/truetype/liberation nodejs:node; do
     pkg=${pair%%:*}; probe=${pair#*:}
     if [[ $probe == /* ]]; then [ -e "$probe" ] || missing+=("$pkg"); else command -v "$probe" >/dev/null || missing+=("$pkg"); fi
   done
@@ -27,11 +28,16 @@ if [ "$extra" = test ]; then
 fi
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
-want=$( { echo "$extra"; cat pyproject.toml; } | sha256sum | cut -d' ' -f1)
+# The install builds js/ into the Lab extension, so a change there reinstalls too.
+js_sources=$(cat js/package.json js/yarn.lock js/tsconfig.json js/src/* js/style/* 2>/dev/null | sha256sum)
+want=$( { echo "$extra"; cat pyproject.toml; echo "$js_sources"; } | sha256sum | cut -d' ' -f1)
 stamp=.venv/.runpod-jupyter-installed
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing runpod-jupyter${extra:+[$extra]} into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e ".${extra:+[$extra]}"
   echo "$want" > "$stamp"
+fi
+if [ "$extra" = test ] && [ ! -f .venv/share/jupyter/labextensions/runpod-jupyter/package.json ]; then
+  echo "setup: the Lab extension was not built (js/ needs node >= 20.19 and the npm registry); the browser tests will fail" >&2
 fi

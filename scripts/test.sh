@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
 # Run the whole test suite (sets up .venv and test dependencies first).
+# Three pytest runs: the jupyter_server handler tests need pytest-jupyter's plugin and event loop,
+# and the browser tests (Playwright's sync API) must not share a session with that loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
-rc=0
-.venv/bin/python -m pytest tests "$@" || rc=$?
-# 5 = no tests collected: an empty suite is a broken suite.
-[ $rc -eq 0 ] || { echo "tests failed (pytest exit $rc)" >&2; exit $rc; }
+py=.venv/bin/python
+failed=0
+ran=0
+suite() {
+  local rc=0
+  "$py" -m pytest "$@" || rc=$?
+  # 5 = no tests collected: an empty suite is a broken suite (unless a filter was given).
+  if [ $rc -eq 0 ]; then ran=1
+  elif [ $rc -eq 5 ] && [ $filtered = 1 ]; then :
+  else echo "tests failed (pytest exit $rc): pytest $*" >&2; failed=$rc; fi
+}
+filtered=0; [ $# -gt 0 ] && filtered=1
+suite tests --ignore=tests/server --ignore=tests/ui "$@"
+suite -p pytest_jupyter.jupyter_server tests/server "$@"
+suite tests/ui --screenshot only-on-failure --output test-results "$@"
+[ $failed -eq 0 ] || exit $failed
+[ $ran = 1 ] || { echo "no tests ran (pytest exit 5 in every run)" >&2; exit 5; }
