@@ -6,6 +6,7 @@ blocking I/O and returns results; ``AsyncClient`` drives the same programs and r
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, AsyncIterator, Iterator
 
@@ -16,6 +17,11 @@ from ..config import Settings, settings as resolve_settings
 from . import errors, graphql, rest
 from ._wire import Emit, Program, Reply, Request, RetryPolicy, Sleep
 from .models import EndpointSpec, Policy, TemplateSpec
+
+# `import runpod` sets the root logger to INFO (logging.basicConfig), after which httpx would log
+# every request a widget poller makes into the notebook. Quiet unless someone chose a level.
+if logging.getLogger("httpx").level == logging.NOTSET:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, pool=120.0)
 DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50)
