@@ -40,6 +40,7 @@ class EndpointState:
     account: Account | None = None
     workers: list[dict[str, Any]] | None = None  # embedded RunPod only: per-worker state
     problem: str | None = None  # embedded RunPod only: why it cannot run this image
+    spent: float | None = None  # embedded RunPod only: USD billed to this endpoint so far
     oldest_queued_s: float | None = None
     observed_at: float = field(default_factory=time.time)
 
@@ -238,4 +239,10 @@ def gather(client: Any, endpoint_id: str) -> EndpointState:
 
         found = routes.workers(client.settings, endpoint_id) or {}
         state.workers, state.problem = found.get("workers"), found.get("problem")
+        state.spent = found.get("spent")
+        queue = found.get("queue") or []
+        if queue:
+            created = (routes.job_detail(client.settings, queue[0]) or {}).get("createdAt")
+            if isinstance(created, (int, float)):
+                state.oldest_queued_s = max(0.0, time.time() - created)
     return state

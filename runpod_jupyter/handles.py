@@ -36,7 +36,21 @@ def _poll_delays(first: float = 0.1, ceiling: float = 1.0) -> Iterator[float]:
         delay = min(ceiling, delay * 1.5)
 
 
-class Job:
+class _Displayed:
+    """Live widgets in a kernel, a static snapshot (HTML and text) everywhere else."""
+
+    def _ipython_display_(self) -> None:
+        from .widgets import show
+
+        show(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from .widgets import static_bundle
+
+        return static_bundle(self)
+
+
+class Job(_Displayed):
     """One job on an endpoint. Displaying it (with the widgets) shows it live."""
 
     def __init__(self, deployment: "Deployment", job_id: str, *, snapshot: models.Job | None = None) -> None:
@@ -195,7 +209,7 @@ class ChunkFeed:
             yield chunk
 
 
-class Batch:
+class Batch(_Displayed):
     """Many jobs submitted together by :meth:`Deployment.map`; results come back in input order."""
 
     def __init__(self, deployment: "Deployment", jobs: list[Job], batch_id: str) -> None:
@@ -256,8 +270,11 @@ class Batch:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts().items()))
         return f"<Batch of {len(self.jobs)} on {self.deployment.name!r}: {counts}>"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self))
 
-class Deployment:
+
+class Deployment(_Displayed):
     """A live endpoint. Returned by ``%%runpod_deploy`` and :func:`runpod_jupyter.deploy`."""
 
     def __init__(

@@ -6,22 +6,38 @@ caller treats ``None`` as "not available on this backend".
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
 
 from ..config import Settings
 
+_http: httpx.Client | None = None
+_http_lock = threading.Lock()
+
+
+def _client() -> httpx.Client:
+    """One pooled client for these routes (widgets and the sidebar call them every second)."""
+    global _http
+    with _http_lock:
+        if _http is None:
+            _http = httpx.Client(timeout=5)
+        return _http
+
+
+def _auth(settings: Settings) -> dict[str, str]:
+    key = settings.api_key
+    return {"Authorization": f"Bearer {key.reveal()}"} if key else {}
+
 
 def _get(settings: Settings, path: str, **params: Any) -> Any:
     base = settings.local_url
     if base is None:
         return None
-    key = settings.api_key
     try:
-        response = httpx.get(
-            f"{base}{path}", params={k: str(v) for k, v in params.items() if v is not None},
-            headers={"Authorization": f"Bearer {key.reveal()}"} if key else {}, timeout=5,
+        response = _client().get(
+            f"{base}{path}", params={k: str(v) for k, v in params.items() if v is not None}, headers=_auth(settings),
         )
     except httpx.HTTPError:
         return None
@@ -58,10 +74,7 @@ def _post(settings: Settings, path: str, body: Any) -> Any:
     base = settings.local_url
     if base is None:
         raise ConfigError("This only works on the embedded RunPod (the local backend).")
-    key = settings.api_key
-    response = httpx.post(
-        f"{base}{path}", json=body, headers={"Authorization": f"Bearer {key.reveal()}"} if key else {}, timeout=5
-    )
+    response = _client().post(f"{base}{path}", json=body, headers=_auth(settings))
     if response.status_code != 200:
         raise ConfigError(f"The embedded RunPod refused {path}: {response.text[:200]}")
     return response.json()

@@ -1,0 +1,204 @@
+"""One background poller per endpoint per kernel, shared by every view of that endpoint.
+
+Each tick asks every subscribed view to read what it needs; what the views share (the
+endpoint's health, settings, account and worker list, and the diagnosis of all that) is read
+once per tick through :func:`runpod_jupyter.diagnose.gather`. The interval adapts: fast while any
+view reports work in flight, slow when all is idle, and the thread ends when no view wants
+updates any more (closed, final, or no longer on any page). A new subscription starts it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+#: Seconds between ticks while jobs are in flight / when idle, per backend.
+FAST = {"local": 0.5, "cloud": 1.0}
+SLOW = {"local": 3.0, "cloud": 10.0}
+#: Seconds a full read of the endpoint is reused while its health is unchanged (active / idle).
+FULL_EVERY_ACTIVE = 2.0
+FULL_EVERY_IDLE = 30.0
+#: After failures the interval doubles up to this many seconds.
+BACKOFF_MAX = 30.0
+#: A poller stops after this long (views show "paused"; reopening or re-displaying resumes).
+MAX_LIFETIME = 8 * 3600.0
+
+
+class Subscriber(Protocol):
+    def wants_updates(self) -> bool: ...
+
+    def on_tick(self, tick: "Tick") -> bool: ...
+
+    def on_paused(self) -> None: ...
+
+
+class _Known:
+    """The last full read of an endpoint, reused while its health stays the same."""
+
+    def __init__(self) -> None:
+        self.at = float("-inf")
+        self.health: Any = None
+        self.result: tuple[Any, list[Any], str | None] | None = None
+
+
+class Tick:
+    """What one round of polling learned about the endpoint, read lazily and at most once.
+
+    A full read (``gather``: settings, health, account, worker list) costs several requests;
+    between full reads, when the endpoint's health is unchanged, the last one is reused, so an
+    idle endpoint costs one health request per tick.
+    """
+
+    def __init__(self, deployment: Any, known: _Known | None = None, full_every: float = 0.0) -> None:
+        self.deployment = deployment
+        self._known = known
+        self._full_every = full_every
+        self._endpoint: tuple[Any, list[Any], str | None] | None = None
+        self.failed = False
+
+    def endpoint(self) -> tuple[Any, list[Any], str | None]:
+        """``(EndpointState, findings, error message)`` for the endpoint."""
+        if self._endpoint is None:
+            self._endpoint = self._reuse() or self._read()
+        return self._endpoint
+
+    def _reuse(self) -> tuple[Any, list[Any], str | None] | None:
+        known = self._known
+        if known is None or known.result is None or known.health is None:
+            return None
+        if time.monotonic() - known.at >= self._full_every:
+            return None
+        from ..api.errors import RunpodError
+
+        try:
+            health = self.deployment.health()
+        except RunpodError:
+            return None
+        return known.result if health == known.health else None
+
+    def _read(self) -> tuple[Any, list[Any], str | None]:
+        from ..api.errors import RunpodError
+        from ..diagnose import diagnose, gather
+
+        try:
+            gathered = gather(self.deployment.client, self.deployment.endpoint_id)
+            result: tuple[Any, list[Any], str | None] = (gathered, diagnose(gathered), None)
+            if gathered.health is None and not gathered.rest_not_found:
+                self.failed = True
+                result = (gathered, result[1], "RunPod did not answer the health check.")
+        except RunpodError as exc:
+            self.failed = True
+            result = (None, [], exc.message)
+        except Exception as exc:  # shown in the view rather than killing the poller
+            log.exception("runpod-jupyter: reading the endpoint failed")
+            self.failed = True
+            result = (None, [], f"{type(exc).__name__}: {exc}")
+        if self._known is not None:
+            self._known.at = time.monotonic()
+            self._known.health = getattr(result[0], "health", None) if not self.failed else None
+            self._known.result = result
+        return result
+
+
+class EndpointPoller:
+    """Polls one endpoint for the views that subscribed to it (held weakly)."""
+
+    def __init__(self, deployment: Any) -> None:
+        self.deployment = deployment
+        self.backend = "local" if deployment.backend == "local" else "cloud"
+        self._subscribers: list[weakref.ref[Any]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+        self.interval: float | None = None
+        self._known = _Known()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def subscribe(self, view: Subscriber) -> None:
+        """Poll for ``view`` (again); starts the thread if it had stopped."""
+        with self._lock:
+            if not any(ref() is view for ref in self._subscribers):
+                self._subscribers.append(weakref.ref(view))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"runpod-poll-{self.deployment.endpoint_id[:8]}", daemon=True
+                )
+                self._thread.start()
+        self.wake()
+
+    def wake(self, *, fresh: bool = False) -> None:
+        """Tick now instead of at the end of the current interval; ``fresh``: with a full read
+        (after an action changed the endpoint)."""
+        if fresh:
+            self._known.at = float("-inf")
+        self._wake.set()
+
+    def _wanted(self) -> list[Any]:
+        alive = [(ref, ref()) for ref in self._subscribers]
+        self._subscribers = [ref for ref, view in alive if view is not None]
+        return [view for _, view in alive if view is not None and view.wants_updates()]
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        failures = 0
+        max_ticks = int(MAX_LIFETIME / FAST[self.backend]) + 1
+        paused: list[Any] = []
+        active = True
+        for _ in range(max_ticks):
+            with self._lock:
+                views = self._wanted()
+                if not views or time.monotonic() - started > MAX_LIFETIME:
+                    self._thread = None
+                    paused = views
+                    break
+            active, failed = self._tick(views, active)
+            views = []  # no strong references to views while waiting
+            self.ticks += 1
+            failures = failures + 1 if failed else 0
+            interval = FAST[self.backend] if active else SLOW[self.backend]
+            if failures:
+                interval = min(BACKOFF_MAX, interval * 2 ** min(failures, 6))
+            self.interval = interval
+            self._wake.wait(interval)
+            self._wake.clear()
+        else:
+            with self._lock:
+                self._thread = None
+                paused = self._wanted()
+        for view in paused:
+            view.on_paused()
+
+
+    def _tick(self, views: list[Any], was_active: bool) -> tuple[bool, bool]:
+        """One round for every view; returns (anything in flight, reading failed)."""
+        tick = Tick(self.deployment, self._known, FULL_EVERY_ACTIVE if was_active else FULL_EVERY_IDLE)
+        active = False
+        for view in views:
+            try:
+                active = bool(view.on_tick(tick)) or active
+            except Exception:  # one view's bug must not stop the others
+                log.exception("runpod-jupyter: a widget failed to update")
+        return active, tick.failed
+
+
+_pollers: dict[tuple[str, str], EndpointPoller] = {}
+_pollers_lock = threading.Lock()
+
+
+def poller_for(deployment: Any) -> EndpointPoller:
+    """The kernel's one poller for this endpoint (keyed by where it lives and its id)."""
+    key = (deployment.settings.rest_base, deployment.endpoint_id)
+    with _pollers_lock:
+        poller = _pollers.get(key)
+        if poller is None:
+            poller = _pollers[key] = EndpointPoller(deployment)
+        return poller

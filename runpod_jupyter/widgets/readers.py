@@ -1,0 +1,177 @@
+"""Reading what a view shows, through the handles, ``diagnose`` and the embedded RunPod's
+routes (never the wire directly), and keeping what must accumulate between reads: a job's
+stream items, its log lines, the transitions seen. No Jupyter imports: the static snapshot
+(terminal, ``_repr_mimebundle_``) uses these readers without any widget.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from ..api.errors import RunpodError
+from ..api.models import JobStatus
+from ..config import redact
+from . import render, state as views
+from .poller import Tick
+
+#: Log lines kept per job view.
+MAX_LOG_LINES = 2000
+#: Seconds between reads of a running job's log lines (each read is a request).
+LOGS_EVERY = 1.0
+#: Where a cloud worker's log is (RunPod has no public logs API).
+CONSOLE_LOGS = "https://www.runpod.io/console/serverless/user/endpoint/{endpoint_id}"
+
+
+class EndpointReader:
+    """An endpoint's state, from the tick's shared ``gather`` + ``diagnose``."""
+
+    def __init__(self, deployment: Any) -> None:
+        self.deployment = deployment
+
+    def read(self, tick: Tick) -> dict[str, Any]:
+        gathered, findings, error = tick.endpoint()
+        dep = self.deployment
+        return views.endpoint_state(
+            name=dep.name, endpoint_id=dep.endpoint_id, backend=dep.backend,
+            gathered=gathered, findings=findings, error=error,
+        )
+
+
+class JobReader:
+    """A job's state plus its accumulated stream items and worker log lines.
+
+    With ``stream=True`` it follows the job's :class:`~runpod_jupyter.handles.ChunkFeed` (the
+    one /stream reader in the process); :meth:`take_items` turns the chunks that arrived since
+    the last call into display items.
+    """
+
+    def __init__(self, job: Any, *, stream: bool) -> None:
+        self.job = job
+        # Without ``stream``, only a reader already running is followed: reading /stream again
+        # would take chunks RunPod hands out once.
+        self.feed = job.feed() if stream else getattr(job, "_feed", None)
+        self.items: list[dict[str, Any]] = []
+        self.logs: list[dict[str, Any]] = []
+        self._cursor = 0
+        self._log_since: float | None = None
+        self._detail: dict[str, Any] | None = None
+        self._detail_status: str | None = None
+        self._logs_at = float("-inf")
+        self._observed: list[list[Any]] = [[time.time(), job.snapshot.status.value, ""]]
+        self._progress: list[Any] = []
+        self._lock = threading.Lock()
+        self.error: str | None = None
+
+    @property
+    def local(self) -> bool:
+        return self.job.deployment.settings.local_url is not None
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.feed.chunks) if self.feed is not None else 0
+
+    @property
+    def stream_done(self) -> bool:
+        return self.feed is None or self.feed.done
+
+    def take_items(self) -> list[dict[str, Any]]:
+        """Display items for the chunks received since the last call (merged text runs)."""
+        if self.feed is None:
+            return []
+        with self._lock:
+            end = len(self.feed.chunks)
+            if end <= self._cursor:
+                return []
+            batch: list[dict[str, Any]] = []
+            for chunk in self.feed.chunks[self._cursor:end]:
+                batch.extend(render.items(chunk))
+            self._cursor = end
+            fresh = render.merge(batch)
+            self.items[-1:] = render.merge(self.items[-1:] + fresh[:1])
+            self.items.extend(fresh[1:])
+            return fresh
+
+    def refresh(self) -> list[dict[str, Any]]:
+        """Ask for the job's state (and, on the embedded RunPod, its timeline and new log lines).
+        Returns the new log lines."""
+        job = self.job
+        try:
+            snap = job.refresh()
+            self.error = None
+        except RunpodError as exc:
+            self.error = redact(exc.message)
+            snap = job.snapshot
+        if snap.status.value != self._observed[-1][1]:
+            self._observed.append([time.time(), snap.status.value, snap.worker_id or snap.reason or ""])
+        if snap.status is JobStatus.IN_PROGRESS and snap.output is not None and (
+                not self._progress or self._progress[-1] != snap.output):
+            self._progress.append(snap.output)
+        fresh: list[dict[str, Any]] = []
+        if self.local:
+            from ..local import routes
+
+            settings = job.deployment.settings
+            if snap.status.value != self._detail_status:  # the timeline changes with the status
+                detail = routes.job_detail(settings, job.id)
+                if detail is not None:
+                    self._detail, self._detail_status = detail, snap.status.value
+            if snap.status.is_final or time.monotonic() - self._logs_at >= LOGS_EVERY:
+                self._logs_at = time.monotonic()
+                lines = routes.logs(settings, job_id=job.id, since=self._log_since, limit=500) or []
+            else:
+                lines = []
+            for line in lines:
+                self._log_since = max(self._log_since or 0.0, float(line.get("t") or 0.0))
+                fresh.append({"t": line.get("t"), "level": line.get("level", ""),
+                              "message": redact(str(line.get("message", "")))})
+            self.logs.extend(fresh)
+            del self.logs[:-MAX_LOG_LINES]
+        return fresh
+
+    def state(self) -> dict[str, Any]:
+        job, feed = self.job, self.feed
+        return views.job_state(
+            job_id=job.id, endpoint=job.deployment.name, backend=job.deployment.backend,
+            snapshot=job.snapshot, detail=self._detail, observed=self._observed,
+            progress_seen=self._progress, stream_count=self.chunk_count,
+            chunks=feed.chunks if feed is not None else None,
+            stream_error=_stream_error(feed) or self.error, log_count=len(self.logs),
+            logs_url=None if self.local else CONSOLE_LOGS.format(endpoint_id=job.deployment.endpoint_id),
+        )
+
+
+def _stream_error(feed: Any) -> str | None:
+    error = getattr(feed, "error", None)
+    if error is None:
+        return None
+    return getattr(error, "message", None) or f"{type(error).__name__}: {error}"
+
+
+class BatchReader:
+    """A batch's counts. Large batches are refreshed less often (one /status per job)."""
+
+    def __init__(self, batch: Any) -> None:
+        self.batch = batch
+        self._last = 0.0
+        self.error: str | None = None
+
+    def refresh(self, *, force: bool = False) -> None:
+        pending = len(self.batch.jobs) - self.batch.done
+        if not pending:
+            return
+        if not force and time.monotonic() - self._last < min(10.0, pending / 200):
+            return
+        self._last = time.monotonic()
+        try:
+            self.batch.refresh()
+            self.error = None
+        except RunpodError as exc:
+            self.error = redact(exc.message)
+
+    def state(self) -> dict[str, Any]:
+        b = self.batch
+        out = views.batch_state(batch_id=b.id, endpoint=b.deployment.name, backend=b.deployment.backend, jobs=b.jobs)
+        out["error"] = self.error
+        return out

@@ -1,0 +1,216 @@
+"""The JSON state each view shows, built from what the handles, ``diagnose`` and the embedded
+RunPod's routes report. Pure (no I/O, no Jupyter): the live widgets sync these dicts to the
+browser, and :mod:`.snapshot` turns the same dicts into the notebook's saved HTML and text, so
+the live view and the saved snapshot can never disagree.
+
+Nothing here may hold a secret: only ids, names, counts, prices, findings and job data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.models import GPU_POOLS, JobStatus
+from ..config import redact
+from ..findings import Finding
+from . import render
+
+#: Worker states in the order the bar shows them.
+WORKER_STATES = ("initializing", "idle", "running", "throttled", "outdated", "unhealthy")
+JOB_COUNTS = (("inQueue", "in_queue"), ("inProgress", "in_progress"), ("completed", "completed"),
+              ("failed", "failed"), ("retried", "retried"))
+#: Workers listed one by one (embedded RunPod); more are summarised.
+MAX_WORKERS_LISTED = 12
+MAX_FAILURES_LISTED = 50
+PROGRESS_HISTORY = 8
+
+
+def _per_hour(pool: str | None) -> float | None:
+    found = GPU_POOLS.get(pool or "")
+    return None if found is None else found.price_per_second * 3600
+
+
+def endpoint_state(
+    *,
+    name: str,
+    endpoint_id: str,
+    backend: str,
+    gathered: Any | None,
+    findings: list[Finding],
+    error: str | None = None,
+) -> dict[str, Any]:
+    """One endpoint: workers, jobs, settings, cost and findings. ``gathered`` is a
+    :class:`~runpod_jupyter.diagnose.EndpointState` (None when it could not be read)."""
+    health = getattr(gathered, "health", None)
+    spec = getattr(gathered, "endpoint", None)
+    workers = {state: 0 for state in WORKER_STATES}
+    jobs = {key: 0 for key, _ in JOB_COUNTS}
+    if health is not None:
+        workers.update({state: getattr(health.workers, state) for state in WORKER_STATES})
+        jobs.update({key: getattr(health.jobs, attr) for key, attr in JOB_COUNTS})
+    listed = [w for w in (getattr(gathered, "workers", None) or []) if w.get("state") != "exited"]
+    out: dict[str, Any] = {
+        "kind": "endpoint",
+        "name": name,
+        "endpointId": endpoint_id,
+        "backend": backend,
+        "registered": bool(health.registered) if health is not None else None,
+        "workers": workers,
+        "workersTotal": sum(workers.values()),
+        "workerList": [
+            {"id": w.get("id", ""), "state": w.get("state", ""), "gpu": w.get("gpu") or "",
+             "reason": redact(w.get("reason") or "")}
+            for w in listed[:MAX_WORKERS_LISTED]
+        ],
+        "workersNotListed": max(0, len(listed) - MAX_WORKERS_LISTED),
+        "jobs": jobs,
+        "settings": _settings(spec),
+        "cost": _cost(backend, gathered, listed, spec),
+        "findings": [f.to_json() for f in findings],
+        "deleted": getattr(gathered, "listed", None) is False,
+        "error": redact(error) if error else None,
+    }
+    return out
+
+
+def _settings(spec: Any) -> dict[str, Any] | None:
+    if spec is None:
+        return None
+    return {
+        "gpus": [
+            {"id": g, "memoryGb": GPU_POOLS[g].memory_gb if g in GPU_POOLS else None,
+             "examples": GPU_POOLS[g].examples if g in GPU_POOLS else "", "perHour": _per_hour(g)}
+            for g in spec.gpu_ids
+        ],
+        "workersMin": spec.workers_min,
+        "workersMax": spec.workers_max,
+        "idleTimeout": spec.idle_timeout,
+        "scaler": spec.scaler_type,
+        "scalerValue": spec.scaler_value,
+        "flashboot": spec.flashboot,
+        "executionTimeoutS": None if spec.execution_timeout_ms is None else spec.execution_timeout_ms / 1000,
+        "networkVolume": bool(spec.network_volume_id),
+    }
+
+
+def _cost(backend: str, gathered: Any, listed: list[dict[str, Any]], spec: Any) -> dict[str, Any]:
+    """Spend so far and $/h now. The embedded RunPod bills each worker and reports it; RunPod
+    reports spend per account only, so the cloud shows the account's $/h and an estimate for
+    this endpoint from its running workers and its pools' prices."""
+    account = getattr(gathered, "account", None)
+    out: dict[str, Any] = {
+        "spent": getattr(gathered, "spent", None),
+        "perHour": None,
+        "perHourRange": None,
+        "estimated": False,
+        "accountPerHour": getattr(account, "current_spend_per_hr", None),
+        "balance": getattr(account, "client_balance", None),
+    }
+    health = getattr(gathered, "health", None)
+    if listed:
+        out["perHour"] = sum(_per_hour(w.get("gpu")) or 0.0 for w in listed if w.get("state") == "running")
+    elif health is not None:
+        running = health.workers.running
+        prices = [p for p in (_per_hour(g) for g in (spec.gpu_ids if spec else ())) if p is not None]
+        if running == 0:
+            out["perHour"] = 0.0
+        elif prices:
+            out["perHourRange"] = [running * min(prices), running * max(prices)]
+            out["estimated"] = True
+    return out
+
+
+def endpoint_active(state: dict[str, Any]) -> bool:
+    """Whether the endpoint is doing something worth polling fast for."""
+    w, j = state["workers"], state["jobs"]
+    return bool(j["inQueue"] or j["inProgress"] or w["initializing"] or w["running"] or w["unhealthy"])
+
+
+def job_state(
+    *,
+    job_id: str,
+    endpoint: str,
+    backend: str,
+    snapshot: Any,
+    logs_url: str | None = None,
+    detail: dict[str, Any] | None,
+    observed: list[list[Any]],
+    progress_seen: list[Any],
+    stream_count: int,
+    chunks: list[Any] | None,
+    stream_error: str | None,
+    log_count: int,
+) -> dict[str, Any]:
+    """One job. ``detail`` is the embedded RunPod's job timeline (None on the cloud, where
+    ``observed`` — the transitions this kernel saw — stands in for it). ``logs_url``: where the
+    worker's log is when it cannot be read here (RunPod has no logs API)."""
+    status = snapshot.status
+    events = (detail or {}).get("events") or observed
+    logged = [value for _, value in (detail or {}).get("progressLog") or []]
+    history = logged if status.is_final and logged else progress_seen
+    latest = snapshot.output if status is JobStatus.IN_PROGRESS and snapshot.output is not None else (
+        history[-1] if history and not status.is_final else None)
+    result: list[dict[str, Any]] = []
+    result_note = None
+    if status is JobStatus.COMPLETED:
+        if chunks and snapshot.output == chunks:
+            result_note = f"the {len(chunks)} streamed chunk(s) above, aggregated"
+        elif snapshot.output is not None:
+            result = render.items(snapshot.output)
+        else:
+            result_note = "no output"
+    err = render.error(snapshot.error) if status is not JobStatus.COMPLETED else None
+    if err is None and status.is_final and status is not JobStatus.COMPLETED and snapshot.reason:
+        err = {"type": "", "message": redact(snapshot.reason), "traceback": ""}
+    if err is not None:
+        err = {k: redact(v) for k, v in err.items()}
+    texts = [render.progress(v) for v in history[-PROGRESS_HISTORY:]]
+    return {
+        "kind": "job",
+        "id": job_id,
+        "endpoint": endpoint,
+        "backend": backend,
+        "status": status.value,
+        "final": status.is_final,
+        "timeline": [[float(t), str(s), redact(str(d or ""))] for t, s, d in events],
+        "delayMs": snapshot.delay_time_ms,
+        "executionMs": snapshot.execution_time_ms,
+        "worker": snapshot.worker_id,
+        "progress": render.progress(latest),
+        "progressHistory": [p["text"] for p in texts if p],
+        "result": result,
+        "resultNote": result_note,
+        "error": err,
+        "streamCount": stream_count,
+        "streamError": redact(stream_error) if stream_error else None,
+        "logCount": log_count,
+        "logsUrl": logs_url,
+    }
+
+
+def batch_state(*, batch_id: str, endpoint: str, backend: str, jobs: list[Any]) -> dict[str, Any]:
+    """Many jobs: how many are done, counts by status, and the failures with their reasons."""
+    counts: dict[str, int] = {}
+    failures = []
+    for index, job in enumerate(jobs):
+        snap = job.snapshot
+        counts[snap.status.value] = counts.get(snap.status.value, 0) + 1
+        if snap.status.is_final and snap.status is not JobStatus.COMPLETED and len(failures) < MAX_FAILURES_LISTED:
+            err = render.error(snap.error)
+            why = (f"{err['type']}: {err['message']}" if err and err["type"] else err["message"] if err else "") or snap.reason or ""
+            failures.append({"index": index, "id": job.id, "status": snap.status.value, "reason": redact(why[:300])})
+    done = sum(n for s, n in counts.items() if JobStatus(s).is_final)
+    failed = sum(n for s, n in counts.items() if JobStatus(s).is_final and s != JobStatus.COMPLETED.value)
+    return {
+        "kind": "batch",
+        "id": batch_id,
+        "endpoint": endpoint,
+        "backend": backend,
+        "total": len(jobs),
+        "done": done,
+        "failed": failed,
+        "counts": counts,
+        "failures": failures,
+        "failuresNotListed": max(0, failed - len(failures)),
+        "final": done == len(jobs),
+    }

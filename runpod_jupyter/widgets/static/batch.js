@@ -1,0 +1,85 @@
+// Batch view: aggregate progress of Deployment.map(...), counts by status, failures listed.
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const ORDER = ["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "GONE"];
+
+// The live-updates indicator; a click asks for fresh state now (and resumes paused updates).
+function liveBadge(model, live) {
+  const label = live === "active" ? "live" : live;
+  const title = live === "final" ? "final state" : "live updates: click to refresh now";
+  const badge = h("span", { class: `rpj-live rpj-live-${live}`, title, role: "button" }, label);
+  if (live !== "final") badge.addEventListener("click", () => model.send({ type: "action", name: "refresh" }));
+  return badge;
+}
+
+function render({ model, el }) {
+  el.classList.add("rpj", "rpj-batch");
+  const head = h("div", { class: "rpj-head" });
+  const bar = h("div", { class: "rpj-progress" });
+  const chips = h("div", { class: "rpj-chips" });
+  const failures = h("div", { class: "rpj-failures" });
+  const notice = h("div", { class: "rpj-notice rpj-notice-error" });
+  el.append(head, bar, chips, failures, notice);
+  let connected = false;
+  let closed = false;
+
+  function close() {
+    if (closed) return;
+    closed = true;
+    model.off("change:state", draw);
+    model.send({ type: "view", event: "close" });
+  }
+
+  function draw() {
+    if (el.isConnected) connected = true;
+    else if (connected) return close();
+    const s = model.get("state");
+    if (!s || s.total === undefined) return;
+    head.replaceChildren(
+      h("span", { class: `rpj-badge rpj-badge-${s.backend}` }, s.backend.toUpperCase()),
+      h("span", { class: "rpj-title" }, `Batch of ${s.total}`),
+      h("span", { class: "rpj-muted" }, `on ${s.endpoint}`),
+      h("span", { class: "rpj-spacer" }),
+      liveBadge(model, s.live),
+    );
+    const ok = s.total ? (100 * (s.done - s.failed)) / s.total : 0;
+    const bad = s.total ? (100 * s.failed) / s.total : 0;
+    const track = h("div", { class: "rpj-bar" },
+      h("div", { class: "rpj-seg rpj-s-idle", style: `width:${ok}%` }),
+      h("div", { class: "rpj-seg rpj-s-unhealthy", style: `width:${bad}%` }));
+    bar.replaceChildren(track, h("span", {}, `${s.done}/${s.total} done`));
+    const states = Object.keys(s.counts).sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
+    chips.replaceChildren(...states.map((st) =>
+      h("span", { class: `rpj-chip rpj-st-${st}`, "data-status": st }, h("b", {}, s.counts[st]), " ", st)));
+    failures.replaceChildren();
+    if (s.failures.length) {
+      const rows = s.failures.map((f) => h("tr", {},
+        h("td", {}, `#${f.index}`), h("td", {}, h("code", {}, f.id)),
+        h("td", { class: `rpj-st-${f.status}` }, f.status), h("td", {}, f.reason)));
+      failures.append(h("details", { open: s.failures.length <= 5 },
+        h("summary", {}, `Failures (${s.failed})`), h("table", { class: "rpj-workers" }, rows),
+        s.failuresNotListed ? h("div", { class: "rpj-muted" }, `… and ${s.failuresNotListed} more`) : null));
+    }
+    notice.textContent = s.error ? `State unavailable: ${s.error}` : "";
+  }
+
+  model.on("change:state", draw);
+  draw();
+  model.send({ type: "view", event: "open" });
+  return close;
+}
+
+export default { render };

@@ -1,0 +1,81 @@
+"""The same views against a real embedded RunPod, once as the ``local`` backend and once as
+the ``cloud`` backend (the embedded RunPod speaks the cloud's wire): the same widgets and the
+same data, plus what only the embedded RunPod can tell (worker list, spend, log lines)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runpod_jupyter.config import Settings
+from runpod_jupyter.deployer import delete_endpoint
+from runpod_jupyter.handles import Deployment
+from runpod_jupyter.widgets import make_view
+from runpod_jupyter.widgets import poller as poller_module
+from support import deploy, wait_for
+
+STREAMING = """
+import time
+import runpod
+
+def handler(job):
+    for i in range(5):
+        runpod.serverless.progress_update(job, f"{i + 1}/5")
+        print(f"working on {i}", flush=True)
+        time.sleep(0.1)
+        yield {"i": i}
+
+runpod.serverless.start({"handler": handler, "return_aggregate_stream": True})
+"""
+
+
+@pytest.fixture(scope="module")
+def endpoint(local_runpod, tmp_path_factory):
+    from runpod_jupyter.api import Client
+
+    with Client(local_runpod.settings()) as client:
+        spec, _ = deploy(client, tmp_path_factory.mktemp("both"), STREAMING, workers_max=1, idle_timeout=60)
+        yield spec
+        delete_endpoint(client, spec.id)
+
+
+def _deployment(instance, spec, backend: str) -> Deployment:
+    settings = instance.settings()
+    if backend == "cloud":
+        settings = Settings(backend="cloud", rest_base=instance.rest_base, graphql_url=instance.graphql_url,
+                            api_key=instance.api_key, key_source="test")
+    return Deployment(name=spec.name, endpoint_id=spec.id, backend=backend, settings=settings)
+
+
+@pytest.mark.parametrize("backend", ["local", "cloud"])
+def test_endpoint_and_job_views_on_either_backend(backend, local_runpod, endpoint, comms, fast_polls, monkeypatch):
+    monkeypatch.setattr(poller_module, "_pollers", {})
+    dep = _deployment(local_runpod, endpoint, backend)
+    view = make_view(dep)
+    state = view.state
+    assert state["backend"] == backend and state["workers"]["idle"] == 1 and state["findings"] == []
+    assert state["settings"]["gpus"][0]["id"] == "ADA_24"
+    assert isinstance(state["cost"]["accountPerHour"], float)
+    if backend == "local":
+        assert [w["state"] for w in state["workerList"]] == ["idle"] and state["cost"]["spent"] is not None
+    else:  # RunPod lists no workers and reports spend per account only
+        assert state["workerList"] == [] and state["cost"]["spent"] is None
+    assert state["cost"]["perHour"] == 0.0  # nothing running
+
+    job = dep.run({})
+    job_view = make_view(job)
+    job_view.start()
+    wait_for(lambda: job_view.final, timeout=60, interval=0.05, what="the job view's final state")
+    final = job_view.state
+    assert final["status"] == "COMPLETED" and final["executionMs"] is not None
+    assert [t[1] for t in final["timeline"]][-1] == "COMPLETED"
+    assert final["resultNote"] == "the 5 streamed chunk(s) above, aggregated"
+    assert [item["t"] for item in job_view.reader.items] == [f'{{\n  "i": {i}\n}}' for i in range(5)]
+    text = job_view.static_text()
+    if backend == "local":
+        assert final["logsUrl"] is None and any("working on 4" in line["message"] for line in job_view.reader.logs)
+        assert "working on 4" in text
+    else:
+        assert final["logsUrl"].endswith(endpoint.id) and job_view.reader.logs == []
+        assert "RunPod console" in text
+    view.close()
+    job_view.close()
