@@ -203,3 +203,35 @@ def test_async_client_runs_and_streams(client, tmp_path, local_runpod):
     assert chunks == [0, 1, 2, 3, 4]
     assert final.output == chunks
     assert health.jobs.completed >= 1
+
+
+def test_template_env_reaches_a_worker_with_a_private_home(client, tmp_path, monkeypatch):
+    (tmp_path / "home" / ".runpod").mkdir(parents=True)
+    (tmp_path / "home" / ".runpod" / "config.toml").write_text('[default]\napi_key = "rpa_USERSREALKEY000000"\n')
+    _, ep = deploy(client, tmp_path, """
+        import os, pathlib, runpod
+        def handler(job):
+            home = pathlib.Path(os.environ["HOME"])
+            return {"greeting": os.environ.get("GREETING"), "home": str(home),
+                    "user_key_visible": (home / ".runpod" / "config.toml").exists(),
+                    "cloud_key": os.environ.get("RUNPOD_API_KEY")}
+        runpod.serverless.start({"handler": handler})
+    """, template_env={"GREETING": "hello from the template"})
+    out = ep.runsync({}, wait_ms=30_000).output
+    assert out["greeting"] == "hello from the template"
+    assert out["user_key_visible"] is False and out["cloud_key"] is None
+    assert out["home"] != str(tmp_path / "home") and "/workers/" in out["home"]
+
+
+def test_a_cloud_image_is_stored_but_explained(client, local_runpod):
+    from runpod_jupyter.api import EndpointSpec, TemplateSpec
+    from runpod_jupyter.diagnose import diagnose, gather
+
+    template = client.save_template(TemplateSpec(name="cloud-only", image_name="docker.io/me/worker:1"))
+    spec = client.save_endpoint(EndpointSpec(name="cloud-only", template_id=template.id, gpu_ids=("ADA_24",), workers_max=1))
+    assert client.get_endpoint(spec.id).template.image_name == "docker.io/me/worker:1"
+    problem = local_get(local_runpod, f"/local/endpoints/{spec.id}/workers")["problem"]
+    assert "can only run in the cloud" in problem and "local:" in problem
+    assert [f.code for f in diagnose(gather(client, spec.id))][:1] == ["cloud-only-image"]
+    client.delete_endpoint(spec.id)
+    client.delete_template("cloud-only")

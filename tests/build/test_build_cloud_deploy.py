@@ -93,3 +93,11 @@ def test_private_registry_login_is_registered_with_runpod(cloud_api, basic_regis
     assert spec.template.container_registry_auth_id in auths
     assert "pw-carol-123" not in repr(spec) and "pw-carol-123" not in str(spec.template.env)
     deployed.delete()
+
+
+def test_cloud_deploy_without_push_credentials_builds_nothing(cloud_api):
+    with pytest.raises(DeployError) as caught:
+        runpod_jupyter.deploy(HANDLER.format(version=1), "nocreds", backend="cloud", gpu="ADA_24",
+                              registry="docker.io/someone", wait=False)
+    assert "No push credentials" in str(caught.value) and "docker login" in str(caught.value)
+    assert find_endpoint(cloud_api, "nocreds") is None
