@@ -257,3 +257,37 @@ def test_cloud_only_bodies():
         with pytest.raises(ServerError) as caught:
             ep.purge_queue()
         assert "status.runpod.io" in str(caught.value)
+
+
+def test_async_client_keeps_the_same_retry_rules(faulty):
+    """The async client (aiohttp underneath) maps faults the same way: idempotent calls retry,
+    a submission that may have arrived is never resent, a refused connection is retried."""
+    import asyncio
+
+    from runpod_jupyter.api import AsyncClient
+
+    resets = faulty(["reset", "reset", (200, HEALTH)])
+    hung = faulty(["hang", (200, HEALTH)])
+    once = faulty(["reset", (200, {"id": "j1", "status": "IN_QUEUE"})])
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    refused_port = closed.getsockname()[1]
+    closed.close()
+
+    async def main():
+        async with AsyncClient(_settings(resets.base), retry=FAST_RETRY) as api:
+            health = await api.endpoint("ep1").health()
+        async with AsyncClient(_settings(hung.base), retry=FAST_RETRY, timeout=0.5) as api:
+            assert (await api.endpoint("ep1").health()).workers.idle == 1  # a read timeout, retried
+        async with AsyncClient(_settings(once.base), retry=FAST_RETRY) as api:
+            with pytest.raises(SubmitUncertainError):
+                await api.endpoint("ep1").run({"x": 1})
+        async with AsyncClient(_settings(f"http://127.0.0.1:{refused_port}/v2"), retry=FAST_RETRY) as api:
+            with pytest.raises(TransportError) as caught:
+                await api.endpoint("ep1").run({"x": 1})
+            assert not isinstance(caught.value, SubmitUncertainError)
+        return health
+
+    health = asyncio.run(main())
+    assert health.workers.idle == 1 and len(resets.requests) == 3
+    assert len(once.requests) == 1  # no duplicate job

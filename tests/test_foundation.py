@@ -160,3 +160,17 @@ def test_async_client_keeps_500_requests_in_flight():
     assert errors == []
     assert state["served"] == 500
     assert state["peak"] == 500  # all 500 were in flight at once, on one pool
+
+
+def test_load_ext_is_light():
+    result = _python(
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "shell.run_line_magic('load_ext', 'runpod_jupyter')\n"
+        "assert 'runpod_deploy' in shell.magics_manager.magics['cell']\n"
+        "heavy = [m for m in ('runpod', 'httpx', 'ipywidgets', 'anywidget', 'aiohttp', 'graphql') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

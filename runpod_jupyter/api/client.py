@@ -275,6 +275,10 @@ class AsyncClient(_ClientBase):
         limits: httpx.Limits = ASYNC_LIMITS,
     ) -> None:
         super().__init__(settings, backend=backend, api_key=api_key, retry=retry)
+        if transport is None:
+            from ._aiohttp import AiohttpTransport
+
+            transport = AiohttpTransport(limit=limits.max_connections or 1000)
         self._http = httpx.AsyncClient(
             transport=transport, timeout=timeout, limits=limits, headers={"User-Agent": _user_agent()}
         )
