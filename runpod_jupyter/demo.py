@@ -70,6 +70,10 @@ def run_demo(output_dir: str | Path = "demo-output", out=None) -> int:
         print(f"  embedded RunPod up at {instance.url} in {time.monotonic() - started:.1f} s", file=out)
         client = NotebookClient(book, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp}})
         try:
+            if not _has_python_kernel():
+                failed = ("starting a kernel: no Jupyter kernel named 'python3' is installed for "
+                          f"{sys.executable} (pip install ipykernel)")
+                raise _Stop
             with client.setup_kernel():
                 for number, cell in enumerate(code_cells, 1):
                     index = book.cells.index(cell)
@@ -82,6 +86,8 @@ def run_demo(output_dir: str | Path = "demo-output", out=None) -> int:
                     seconds = time.monotonic() - t0
                     timings.append((_first_line(cell.source), seconds))
                     print(f"  [{number:>2}/{len(code_cells)}] {seconds:5.1f} s  {_first_line(cell.source)}", file=out)
+        except _Stop:
+            pass
         finally:
             entries = journal.Journal().jobs(limit=1000)
             local.stop()
@@ -90,6 +96,20 @@ def run_demo(output_dir: str | Path = "demo-output", out=None) -> int:
     html_path = _write_html(book, target / "quickstart.html")
     _summary(out, entries, timings, time.monotonic() - started, notebook_path, html_path, failed)
     return 1 if failed else 0
+
+
+class _Stop(Exception):
+    """Nothing more to run; the summary says why."""
+
+
+def _has_python_kernel() -> bool:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec("python3")
+    except NoSuchKernel:
+        return False
+    return True
 
 
 def _write_html(book, path: Path) -> Path | None:
