@@ -16,105 +16,19 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import secrets
-import string
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..api.models import GPU_POOLS
-from . import workers as wk
-from .jobs import FINAL, JobRecord, Signal, new_job_id
+from . import scaler, workers as wk
+from .jobs import JobRecord, Signal, new_job_id
+from .model import (
+    HOLDS_GPU, SLOT_STATES, ControlPlaneError, EndpointRuntime, Options, init_timeout, iso_now, price, random_id,
+)
 from .store import Store
 
-HOLDS_GPU = frozenset({"initializing", "idle", "running", "draining"})
-SLOT_STATES = frozenset({"initializing", "idle", "running", "throttled", "unhealthy"})
-DEFAULT_PRICE = 0.0002
 STOP_RESEND = 2.0  # seconds between stop signals for a job a worker still holds
-
-
-class ControlPlaneError(Exception):
-    """A request the platform would refuse; the message is what the caller sees."""
-
-
-@dataclass
-class Options:
-    api_key: str
-    worker_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    data_dir: Path = Path(".")
-    control_url: str = ""
-    gpus: dict[str, int] = field(default_factory=dict)  # capacity per pool; absent = unlimited
-    worker_limit: int = 5
-    balance: float = 25.0
-    retention_run: float = 30 * 60
-    retention_sync: float = 60
-    hold: float = 15.0
-    stream_hold: float = 5.0
-    ping_interval_ms: int = 2000
-    heartbeat_timeout: float = 15.0
-    init_timeout: float = 420.0
-    execution_timeout: float = 600.0
-    max_job_retries: int = 1
-    crash_backoff_base: float = 1.0
-    crash_backoff_max: float = 60.0
-    drain_grace: float = 10.0
-    tick: float = 1.0
-    exited_kept: int = 10
-
-
-@dataclass
-class EndpointRuntime:
-    data: dict[str, Any]
-    template: dict[str, Any]  # snapshot taken at release time (saveTemplate alone changes nothing)
-    release: int = 1
-    completed: int = 0
-    failed: int = 0
-    retried: int = 0
-    spent: float = 0.0
-    disabled: bool = False
-    created: float = field(default_factory=time.time)
-    prewarm: bool = True
-    crash_streak: int = 0
-    queue: deque[str] = field(default_factory=deque)
-    work: Signal = field(default_factory=Signal)
-
-    @property
-    def id(self) -> str:
-        return self.data["id"]
-
-    def setting(self, key: str, default: int) -> int:
-        value = self.data.get(key)
-        return default if value is None else int(value)
-
-    @property
-    def gpu_ids(self) -> list[str]:
-        return [g.strip() for g in str(self.data.get("gpuIds") or "").split(",") if g.strip()]
-
-    @property
-    def problem(self) -> str | None:
-        image = self.template.get("imageName", "")
-        if wk.project_dir(image) is None:
-            return (
-                f"Image {image!r} can only run in the cloud: the embedded RunPod runs templates whose "
-                "imageName is local:<absolute path of a worker project dir>. Deploy with --cloud, "
-                "or let %%runpod_deploy --local package the cell."
-            )
-        return None
-
-    def to_row(self) -> dict[str, Any]:
-        return {
-            "data": self.data, "template": self.template, "release": self.release,
-            "completed": self.completed, "failed": self.failed, "retried": self.retried,
-            "spent": self.spent, "disabled": self.disabled, "created": self.created,
-        }
-
-
-def _random_id(length: int = 14) -> str:
-    alphabet = string.ascii_lowercase + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(length))
-
 
 class Engine:
     """All control-plane state and behaviour; the HTTP layer in ``server.py`` only translates."""
@@ -207,7 +121,7 @@ class Engine:
             template = {
                 "containerDiskInGb": 10, "volumeInGb": 0, "env": [], "isServerless": False,
                 "ports": "", "readme": "", "volumeMountPath": "/workspace",
-                **{k: v for k, v in given.items() if v is not None}, "id": _random_id(10),
+                **{k: v for k, v in given.items() if v is not None}, "id": random_id(10),
             }
         clash = [t for t in self.templates.values() if t["name"] == template["name"] and t["id"] != template["id"]]
         if clash:
@@ -241,7 +155,7 @@ class Engine:
             data = {
                 "idleTimeout": 5, "scalerType": "QUEUE_DELAY", "scalerValue": 4, "workersMin": 0,
                 "workersMax": 3, "gpuCount": 1, "networkVolumeId": "", "locations": "",
-                **given, "id": _random_id(), "userId": "user_local", "createdAt": _iso_now(),
+                **given, "id": random_id(), "userId": "user_local", "createdAt": iso_now(),
             }
         template = self.templates.get(data.get("templateId") or "")
         if template is None:
@@ -604,7 +518,7 @@ class Engine:
         return next((pool for pool in ep.gpu_ids if self._pool_free(pool)), None)
 
     def _new_worker(self, ep: EndpointRuntime) -> wk.WorkerRecord:
-        worker = wk.WorkerRecord(id=_random_id(), endpoint_id=ep.id, release=ep.release, state="throttled")
+        worker = wk.WorkerRecord(id=random_id(), endpoint_id=ep.id, release=ep.release, state="throttled")
         self.workers[worker.id] = worker
         self._try_start(ep, worker)
         return worker
@@ -692,7 +606,7 @@ class Engine:
             return
         seconds = math.ceil(max(0.0, now - worker.billing_since))
         worker.billing_since = None
-        cost = seconds * _price(worker.pool)
+        cost = seconds * price(worker.pool)
         self.balance -= cost
         self.store.set_value("balance", self.balance)
         ep = self.endpoints.get(worker.endpoint_id)
@@ -723,12 +637,12 @@ class Engine:
     def current_balance(self) -> float:
         now = time.time()
         running = sum(
-            (now - w.billing_since) * _price(w.pool) for w in self.workers.values() if w.billing_since is not None
+            (now - w.billing_since) * price(w.pool) for w in self.workers.values() if w.billing_since is not None
         )
         return self.balance - running
 
     def spend_per_hour(self) -> float:
-        return sum(_price(w.pool) * 3600 for w in self.workers.values() if w.state == "running")
+        return sum(price(w.pool) * 3600 for w in self.workers.values() if w.state == "running")
 
     def _drain(self, worker: wk.WorkerRecord, why: str) -> None:
         if worker.state in ("draining", "exited"):
@@ -792,7 +706,7 @@ class Engine:
             if worker.state == "draining" and worker.retry_at and now > worker.retry_at:
                 wk.kill(worker)
             elif worker.state == "initializing" and worker.spawned and worker.contacted is None:
-                limit = _init_timeout(ep, self.options.init_timeout)
+                limit = init_timeout(ep, self.options.init_timeout)
                 if now - worker.spawned > limit:
                     worker.reason = f"did not start within the init timeout ({limit:g} s; set RUNPOD_INIT_TIMEOUT)"
                     wk.kill(worker)
@@ -814,43 +728,17 @@ class Engine:
     def _scale(self, ep: EndpointRuntime, now: float) -> None:
         if ep.disabled or ep.problem:
             return
-        mine = [w for w in self._workers_of(ep.id) if w.state in SLOT_STATES]
-        current = [w for w in mine if w.release == ep.release]
-        outdated = [w for w in mine if w.release < ep.release]
-        low, high = ep.setting("workersMin", 0), ep.setting("workersMax", 3)
-        want = max(low, 1 if ep.prewarm else 0)
-        if ep.queue:
-            ready = [w for w in current if w.state in ("idle", "initializing")]
-            if ep.data.get("scalerType") == "REQUEST_COUNT":
-                busy = sum(1 for w in current if w.state == "running")
-                want = max(want, math.ceil((len(ep.queue) + busy) / max(1, ep.setting("scalerValue", 4))))
-            elif not current:
-                want = max(want, 1)  # a cold endpoint starts a worker at once
-            elif len(ready) < len(ep.queue):
-                oldest = self.jobs[ep.queue[0]].created if ep.queue[0] in self.jobs else now
-                if now - oldest >= ep.setting("scalerValue", 4):
-                    want = max(want, len(current) + 1)  # QUEUE_DELAY: one more per tick while late
-        if outdated:
-            want = max(want, min(high, len(current) + len(outdated)))  # replace what is rolling out
-            step = max(1, math.ceil(0.1 * high))
-            for worker in [w for w in outdated if w.state != "running"][:step]:
-                self._drain(worker, "outdated: replaced by the new release")
-        want = min(want, high)
-        live_total = sum(1 for w in self.workers.values() if w.state in SLOT_STATES | {"draining"})
-        while len(current) < want and live_total < self.options.worker_limit:
-            current.append(self._new_worker(ep))
-            live_total += 1
-        idle_timeout = ep.setting("idleTimeout", 5)
-        surplus = len(current) - max(low, 1 if ep.prewarm else 0)
-        for worker in sorted(current, key=lambda w: w.idle_since or 0):
-            if surplus <= 0 or ep.queue:
-                break
-            if worker.state == "idle" and worker.idle_since and now - worker.idle_since >= idle_timeout:
-                self._drain(worker, f"idle for {idle_timeout} s (idleTimeout)")
-                surplus -= 1
-            elif worker.state == "throttled":
-                worker.state = "exited"
-                surplus -= 1
+        oldest = self.jobs[ep.queue[0]].created if ep.queue and ep.queue[0] in self.jobs else None
+        live = sum(1 for w in self.workers.values() if w.state in SLOT_STATES | {"draining"})
+        decision = scaler.plan(
+            ep, self._workers_of(ep.id), now=now, oldest_queued=oldest, room=self.options.worker_limit - live
+        )
+        for worker, why in decision.drain:
+            self._drain(worker, why)
+        for worker in decision.retire:
+            worker.state = "exited"
+        for _ in range(decision.start):
+            self._new_worker(ep)
 
     def _prune_exited(self) -> None:
         exited = [w for w in self.workers.values() if w.state == "exited"]
@@ -881,26 +769,6 @@ class Engine:
         if self._http is not None:
             await self._http.close()
         self.store.set_value("worker_pgids", {})
-
-
-def _price(pool: str | None) -> float:
-    found = GPU_POOLS.get(pool or "")
-    return found.price_per_second if found else DEFAULT_PRICE
-
-
-def _init_timeout(ep: EndpointRuntime | None, default: float) -> float:
-    if ep is not None:
-        for item in ep.template.get("env") or []:
-            if item.get("key") == "RUNPOD_INIT_TIMEOUT":
-                try:
-                    return float(item.get("value"))
-                except (TypeError, ValueError):
-                    break
-    return default
-
-
-def _iso_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
 
 
 def _group_is_worker(pgid: int, worker_id: str) -> bool:

@@ -15,7 +15,8 @@ from graphql import GraphQLError, GraphQLScalarType, build_schema, execute, pars
 from graphql.error import GraphQLSyntaxError
 
 from ..api.models import GPU_POOLS
-from .engine import ControlPlaneError, Engine
+from .engine import Engine
+from .model import ControlPlaneError
 
 SDL = """
 scalar Void

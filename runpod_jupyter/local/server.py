@@ -27,7 +27,8 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .engine import ControlPlaneError, Engine, Options
+from .engine import Engine
+from .model import Options
 from .graphql_api import ManagementAPI
 from .store import Store
 

@@ -1,0 +1,122 @@
+"""The embedded RunPod's data model: its options, an endpoint's runtime state, and the small
+facts (prices, ids, timeouts) the control plane and the scaler share."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..api.models import GPU_POOLS
+from . import workers as wk
+from .jobs import Signal
+
+HOLDS_GPU = frozenset({"initializing", "idle", "running", "draining"})
+SLOT_STATES = frozenset({"initializing", "idle", "running", "throttled", "unhealthy"})
+DEFAULT_PRICE = 0.0002
+
+
+
+class ControlPlaneError(Exception):
+    """A request the platform would refuse; the message is what the caller sees."""
+
+
+@dataclass
+class Options:
+    api_key: str
+    worker_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    data_dir: Path = Path(".")
+    control_url: str = ""
+    gpus: dict[str, int] = field(default_factory=dict)  # capacity per pool; absent = unlimited
+    worker_limit: int = 5
+    balance: float = 25.0
+    retention_run: float = 30 * 60
+    retention_sync: float = 60
+    hold: float = 15.0
+    stream_hold: float = 5.0
+    ping_interval_ms: int = 2000
+    heartbeat_timeout: float = 15.0
+    init_timeout: float = 420.0
+    execution_timeout: float = 600.0
+    max_job_retries: int = 1
+    crash_backoff_base: float = 1.0
+    crash_backoff_max: float = 60.0
+    drain_grace: float = 10.0
+    tick: float = 1.0
+    exited_kept: int = 10
+
+
+@dataclass
+class EndpointRuntime:
+    data: dict[str, Any]
+    template: dict[str, Any]  # snapshot taken at release time (saveTemplate alone changes nothing)
+    release: int = 1
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    spent: float = 0.0
+    disabled: bool = False
+    created: float = field(default_factory=time.time)
+    prewarm: bool = True
+    crash_streak: int = 0
+    queue: deque[str] = field(default_factory=deque)
+    work: Signal = field(default_factory=Signal)
+
+    @property
+    def id(self) -> str:
+        return self.data["id"]
+
+    def setting(self, key: str, default: int) -> int:
+        value = self.data.get(key)
+        return default if value is None else int(value)
+
+    @property
+    def gpu_ids(self) -> list[str]:
+        return [g.strip() for g in str(self.data.get("gpuIds") or "").split(",") if g.strip()]
+
+    @property
+    def problem(self) -> str | None:
+        image = self.template.get("imageName", "")
+        if wk.project_dir(image) is None:
+            return (
+                f"Image {image!r} can only run in the cloud: the embedded RunPod runs templates whose "
+                "imageName is local:<absolute path of a worker project dir>. Deploy with --cloud, "
+                "or let %%runpod_deploy --local package the cell."
+            )
+        return None
+
+    def to_row(self) -> dict[str, Any]:
+        return {
+            "data": self.data, "template": self.template, "release": self.release,
+            "completed": self.completed, "failed": self.failed, "retried": self.retried,
+            "spent": self.spent, "disabled": self.disabled, "created": self.created,
+        }
+
+
+def random_id(length: int = 14) -> str:
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def price(pool: str | None) -> float:
+    found = GPU_POOLS.get(pool or "")
+    return found.price_per_second if found else DEFAULT_PRICE
+
+
+def init_timeout(ep: EndpointRuntime | None, default: float) -> float:
+    if ep is not None:
+        for item in ep.template.get("env") or []:
+            if item.get("key") == "RUNPOD_INIT_TIMEOUT":
+                try:
+                    return float(item.get("value"))
+                except (TypeError, ValueError):
+                    break
+    return default
+
+
+def iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
