@@ -29,6 +29,12 @@ from .poller import EndpointPoller, Tick, poller_for
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+
+
+def view_module(name: str) -> str:
+    """A view's ES module: the shared helpers, then the view (anywidget modules cannot import
+    their siblings)."""
+    return (STATIC / "common.js").read_text(encoding="utf-8") + "\n" + (STATIC / f"{name}.js").read_text(encoding="utf-8")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 #: Every live view in this kernel (for :func:`runpod_jupyter.widgets.settle`).

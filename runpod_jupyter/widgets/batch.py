@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import snapshot
-from .base import STATIC, LiveView
+from .base import LiveView, view_module
 from .poller import Tick
 from .readers import BatchReader
 
@@ -13,7 +13,7 @@ from .readers import BatchReader
 class BatchView(LiveView):
     """Live view of a batch of jobs."""
 
-    _esm = STATIC / "batch.js"
+    _esm = view_module("batch")
 
     def __init__(self, batch: Any) -> None:
         super().__init__(batch, batch.deployment)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..api.errors import ConfigError
 from . import snapshot, state as views
-from .base import STATIC, LiveView
+from .base import LiveView, view_module
 from .poller import Tick
 from .readers import EndpointReader
 
@@ -21,7 +21,7 @@ SNAPSHOT_EVERY = 30.0
 class EndpointView(LiveView):
     """Live view of one endpoint."""
 
-    _esm = STATIC / "endpoint.js"
+    _esm = view_module("endpoint")
 
     def __init__(self, deployment: Any) -> None:
         super().__init__(deployment, deployment)

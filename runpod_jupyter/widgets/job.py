@@ -14,7 +14,7 @@ from typing import Any
 import traitlets
 
 from . import snapshot
-from .base import STATIC, LiveView
+from .base import LiveView, view_module
 from .poller import Tick
 from .readers import JobReader
 
@@ -27,7 +27,7 @@ REPLAY_LOG_LINES = 500
 class JobView(LiveView):
     """Live view of one job."""
 
-    _esm = STATIC / "job.js"
+    _esm = view_module("job")
     tail = traitlets.Dict().tag(sync=True)
 
     def __init__(self, job: Any) -> None:

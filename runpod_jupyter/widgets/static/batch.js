@@ -1,29 +1,6 @@
 // Batch view: aggregate progress of Deployment.map(...), counts by status, failures listed.
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
 const ORDER = ["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT", "GONE"];
-
-// The live-updates indicator; a click asks for fresh state now (and resumes paused updates).
-function liveBadge(model, live) {
-  const label = live === "active" ? "live" : live;
-  const title = live === "final" ? "final state" : "live updates: click to refresh now";
-  const badge = h("span", { class: `rpj-live rpj-live-${live}`, title, role: "button" }, label);
-  if (live !== "final") badge.addEventListener("click", () => model.send({ type: "action", name: "refresh" }));
-  return badge;
-}
 
 function render({ model, el }) {
   el.classList.add("rpj", "rpj-batch");

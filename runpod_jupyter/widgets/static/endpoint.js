@@ -5,21 +5,6 @@ const STATES = ["initializing", "idle", "running", "throttled", "outdated", "unh
 const JOBS = [["inQueue", "in queue"], ["inProgress", "in progress"], ["completed", "completed"],
               ["failed", "failed"], ["retried", "retried"]];
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
 function money(value, digits = 4) {
   if (value === null || value === undefined) return "n/a";
   return "$" + value.toFixed(Math.abs(value) < 1 ? digits : 2);
@@ -136,15 +121,6 @@ function actions(model) {
       purge.disabled = off || !s.jobs.inQueue;
     },
   };
-}
-
-// The live-updates indicator; a click asks for fresh state now (and resumes paused updates).
-function liveBadge(model, live) {
-  const label = live === "active" ? "live" : live;
-  const title = live === "final" ? "final state" : "live updates: click to refresh now";
-  const badge = h("span", { class: `rpj-live rpj-live-${live}`, title, role: "button" }, label);
-  if (live !== "final") badge.addEventListener("click", () => model.send({ type: "action", name: "refresh" }));
-  return badge;
 }
 
 function render({ model, el }) {

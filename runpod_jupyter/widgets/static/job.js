@@ -7,21 +7,6 @@ const MAX_NODES = 1000;
 const MAX_TEXT = 200000;
 const MAX_LOG_CHARS = 300000;
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
 const clock = (t) => (t ? new Date(t * 1000).toLocaleTimeString() : "");
 const seconds = (ms) => (ms === null || ms === undefined ? null : `${(ms / 1000).toFixed(2)} s`);
 
@@ -47,15 +32,6 @@ function appendItems(box, items) {
   }
   while (box.childElementCount > MAX_NODES) box.firstElementChild.remove();
   if (atBottom) box.scrollTop = box.scrollHeight;
-}
-
-// The live-updates indicator; a click asks for fresh state now (and resumes paused updates).
-function liveBadge(model, live) {
-  const label = live === "active" ? "live" : live;
-  const title = live === "final" ? "final state" : "live updates: click to refresh now";
-  const badge = h("span", { class: `rpj-live rpj-live-${live}`, title, role: "button" }, label);
-  if (live !== "final") badge.addEventListener("click", () => model.send({ type: "action", name: "refresh" }));
-  return badge;
 }
 
 function render({ model, el }) {
