@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 
 from runpod_jupyter import local
 
-MARKER = "rpa_NOTEBOOKMARKER000111222333"
+MARKER = "rpa_NBMARKER0001"
 
 DEPLOY = """%%runpod_deploy echo --local --gpu ADA_24 --workers-max 2 --idle-timeout 30
 import time

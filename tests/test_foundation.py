@@ -16,7 +16,7 @@ from runpod_jupyter import config
 from runpod_jupyter.api import ApiError, AsyncClient, Client, ConfigError
 from runpod_jupyter.config import Secret, Settings
 
-MARKER = "rpa_MARKERKEY0000111122223333"
+MARKER = "rpa_MARKERKEY0001"
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -15,7 +15,7 @@ from runpod_jupyter.api.models import EndpointSpec, Health, Job as JobSnapshot, 
 from runpod_jupyter.config import Secret, Settings
 from runpod_jupyter.handles import Deployment
 
-KEY = "rpa_FAKEKEY0123456789ABCDEFGHIJ"
+KEY = "rpa_FAKEKEY01234"
 _END = object()
 
 

@@ -20,7 +20,7 @@ from kernel_tap import IOPubTap
 from runpod_jupyter import local
 from support import local_post
 
-MARKER = "rpa_WIDGETMARKER0000111122223333"
+MARKER = "rpa_WIDGETMARK001"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 WAIT_FOR_VIEW = """import json, time
