@@ -270,7 +270,7 @@ class _Rollout:
         if existing is None:
             self.report("endpoint", f"creating endpoint {o.name}")
             created = self.client.save_endpoint(EndpointSpec(**wanted))
-            self.undo.append((f"deleted endpoint {created.id}", lambda: delete_endpoint(self.client, created.id, template=None)))
+            self.undo.append((f"deleted endpoint {created.id}", lambda: remove_endpoint(self.client, created.id, with_template=False)))
             return created
         update = replace(existing, template=None, **wanted)
         if update == replace(existing, template=None):
@@ -354,23 +354,49 @@ def find_endpoint(client: Client, name: str) -> EndpointSpec | None:
     return None
 
 
-def delete_endpoint(client: Client, endpoint_id: str, *, template: str | None | bool = True) -> list[str]:
+@dataclass(frozen=True)
+class Removal:
+    """What :func:`remove_endpoint` did, for callers that show it as words or as JSON."""
+
+    endpoint_id: str
+    name: str | None  # None: there was no such endpoint
+    scaled_down: bool = False
+    template: str | None = None
+    template_error: str | None = None
+
+    @property
+    def steps(self) -> list[str]:
+        if self.name is None:
+            return [f"endpoint {self.endpoint_id} did not exist"]
+        done = ["scaled to 0 workers"] if self.scaled_down else []
+        done.append(f"deleted endpoint {self.name} ({self.endpoint_id})")
+        if self.template and self.template_error is None:
+            done.append(f"deleted template {self.template}")
+        elif self.template:
+            done.append(f"kept template {self.template} ({self.template_error})")
+        return done
+
+
+def remove_endpoint(client: Client, endpoint_id: str, *, with_template: bool = True) -> Removal:
     """Scale to zero, delete the endpoint, then its template (RunPod refuses to delete a template
-    an endpoint still uses). Returns what was done, in words."""
-    done = []
+    an endpoint still uses). A template that cannot be deleted is kept and said so."""
     spec = client.get_endpoint(endpoint_id)
     if spec is None:
-        return [f"endpoint {endpoint_id} did not exist"]
-    if spec.workers_min or spec.workers_max:
+        return Removal(endpoint_id, None)
+    scaled = bool(spec.workers_min or spec.workers_max)
+    if scaled:
         client.save_endpoint(replace(spec, template=None, workers_min=0, workers_max=0))
-        done.append("scaled to 0 workers")
     client.delete_endpoint(endpoint_id)
-    done.append(f"deleted endpoint {spec.name} ({endpoint_id})")
-    template_name = template if isinstance(template, str) else (spec.template.name if template and spec.template else None)
-    if template_name:
+    template = spec.template.name if with_template and spec.template else None
+    error = None
+    if template:
         try:
-            client.delete_template(template_name)
-            done.append(f"deleted template {template_name}")
+            client.delete_template(template)
         except RunpodError as exc:
-            done.append(f"kept template {template_name} ({exc.message})")
-    return done
+            error = exc.message
+    return Removal(endpoint_id, spec.name, scaled, template, error)
+
+
+def delete_endpoint(client: Client, endpoint_id: str) -> list[str]:
+    """:func:`remove_endpoint` with its template, told in words."""
+    return remove_endpoint(client, endpoint_id).steps

@@ -19,7 +19,6 @@ import httpx
 
 from . import errors
 
-Step = "Request | Sleep | Emit"
 Program = Generator[Any, Any, Any]
 
 

@@ -97,6 +97,10 @@ class JobCounts:
     retried: int = 0
 
 
+#: Worker states in the order every view shows them.
+WORKER_STATES = ("initializing", "idle", "running", "throttled", "outdated", "unhealthy")
+
+
 @dataclass(frozen=True)
 class WorkerCounts:
     """Workers by state. ``outdated`` is reported by the embedded RunPod only."""

@@ -33,7 +33,6 @@ EXIT_MEANINGS = {
 }
 
 LOG_LINES_KEPT = 5000
-WORKER_STATES = ("initializing", "idle", "running", "throttled", "unhealthy", "draining", "exited")
 
 
 def exit_code(returncode: int) -> int:

@@ -71,24 +71,17 @@ def scale(backends: Backends, backend: str, endpoint_id: str, body: Any) -> dict
 
 def delete_endpoint(backends: Backends, backend: str, endpoint_id: str) -> dict[str, Any]:
     """Scale to zero, delete the endpoint, then its template (RunPod's required order)."""
-    spec = _spec(backends, backend, endpoint_id)
-    client = backends.client(backend)
+    from ..deployer import remove_endpoint
+
+    _spec(backends, backend, endpoint_id)  # 404 for an unknown endpoint
     try:
-        if spec.workers_min or spec.workers_max:
-            client.save_endpoint(spec.with_changes(workers_min=0, workers_max=0))
-        client.delete_endpoint(endpoint_id)
+        removal = remove_endpoint(backends.client(backend), endpoint_id)
     except RunpodError as exc:
         raise from_runpod(exc) from None
-    template = spec.template.name if spec.template else None
-    template_error = None
-    if template:
-        try:
-            client.delete_template(template)
-        except RunpodError as exc:
-            template_error = exc.message
     return {
-        "deleted": endpoint_id, "backend": backend, "template": template,
-        "templateDeleted": bool(template) and template_error is None, "templateError": template_error,
+        "deleted": endpoint_id, "backend": backend, "template": removal.template,
+        "templateDeleted": bool(removal.template) and removal.template_error is None,
+        "templateError": removal.template_error,
     }
 
 

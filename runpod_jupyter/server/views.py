@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..api.models import GPU_POOLS, Account, EndpointSpec, GpuType, Health, Job
+from ..api.models import GPU_POOLS, WORKER_STATES, Account, EndpointSpec, GpuType, Health, Job
 
 #: Bigger outputs are sent as a truncated text preview: the panel is not a data viewer.
 OUTPUT_LIMIT = 20_000
-WORKER_STATES = ("initializing", "idle", "running", "throttled", "outdated", "unhealthy")
 
 
 def account_view(account: Account) -> dict[str, float]:

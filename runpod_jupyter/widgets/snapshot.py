@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from . import render
-from .state import WORKER_STATES
+from ..api.models import WORKER_STATES
 
 #: What the saved notebook keeps of a stream: the latest items, text and images within bounds.
 STATIC_ITEMS = 200

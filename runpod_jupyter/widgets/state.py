@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.models import GPU_POOLS, JobStatus
+from ..api.models import GPU_POOLS, WORKER_STATES, JobStatus
 from ..config import redact
 from ..findings import Finding
 from . import render
 
 #: Worker states in the order the bar shows them.
-WORKER_STATES = ("initializing", "idle", "running", "throttled", "outdated", "unhealthy")
 JOB_COUNTS = (("inQueue", "in_queue"), ("inProgress", "in_progress"), ("completed", "completed"),
               ("failed", "failed"), ("retried", "retried"))
 #: Workers listed one by one (embedded RunPod); more are summarised.
