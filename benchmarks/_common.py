@@ -251,3 +251,37 @@ def _answers(url: str) -> bool:
         return True
     except OSError:
         return False
+
+
+# -- the smallest control plane, same SDK worker -------------------------------------------------
+@contextlib.contextmanager
+def bare_platform(project: Path, home: Path) -> Iterator[str]:
+    """``_bare_platform.py`` and one SDK worker running ``project``; yields the base URL once the
+    worker has answered a first job."""
+    from _bare_platform import worker_env
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    home.mkdir(parents=True, exist_ok=True)
+    server = subprocess.Popen(
+        [PYTHON, str(Path(__file__).with_name("_bare_platform.py")), str(port)],
+        env=clean_env(), stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    log = open(project / "bare_worker.log", "ab")
+    worker = subprocess.Popen(
+        [PYTHON, "handler.py"], cwd=project, env=clean_env(HOME=str(home), **worker_env(base, "bare-worker-1")),
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()
+    try:
+        wait_until(lambda: _answers(f"{base}/ping/probe") or server.poll() is not None, 30, 0.05, "the bare control plane")
+        request = urllib.request.Request(
+            f"{base}/runsync", data=json.dumps({"input": {"warm": True}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=90) as reply:
+            reply.read()
+        yield base
+    finally:
+        stop_pid(worker)
+        stop_pid(server)
