@@ -183,6 +183,9 @@ class _ClientBase:
     def save_registry_auth(self, name: str, username: str, password: str) -> Any:
         return self._call(graphql.save_registry_auth(self._gql, name, username, password, self.retry))
 
+    def update_registry_auth(self, auth_id: str, username: str, password: str) -> Any:
+        return self._call(graphql.update_registry_auth(self._gql, auth_id, username, password, self.retry))
+
     def list_registry_auths(self) -> Any:
         return self._call(graphql.list_registry_auths(self._gql, self.retry))
 

@@ -53,6 +53,9 @@ ACCOUNT = "query Account { myself { clientBalance currentSpendPerHr } }"
 SAVE_REGISTRY_AUTH = (
     "mutation SaveRegistryAuth($input: SaveRegistryAuthInput!) { saveRegistryAuth(input: $input) { id name } }"
 )
+UPDATE_REGISTRY_AUTH = (
+    "mutation UpdateRegistryAuth($input: UpdateRegistryAuthInput!) { updateRegistryAuth(input: $input) { id name } }"
+)
 LIST_REGISTRY_AUTHS = "query RegistryAuths { myself { containerRegistryCreds { id name } } }"
 DELETE_REGISTRY_AUTH = "mutation DeleteRegistryAuth($id: String!) { deleteRegistryAuth(registryAuthId: $id) }"
 
@@ -171,6 +174,22 @@ def save_registry_auth(url: str, name: str, username: str, password: str, retry:
     )
     got = data["saveRegistryAuth"]
     return RegistryAuth(id=got["id"], name=got.get("name") or name)
+
+
+def update_registry_auth(url: str, auth_id: str, username: str, password: str, retry: RetryPolicy) -> Program:
+    """Replace the credentials of an existing RunPod registry login (a rotated token, say)."""
+    from ..config import register_secret
+
+    register_secret(password)
+    data = yield from execute(
+        url,
+        UPDATE_REGISTRY_AUTH,
+        {"input": {"id": auth_id, "username": username, "password": password}},
+        retry,
+        what="update registry credentials",
+    )
+    got = data["updateRegistryAuth"]
+    return RegistryAuth(id=got["id"], name=got.get("name") or "")
 
 
 def list_registry_auths(url: str, retry: RetryPolicy) -> Program:

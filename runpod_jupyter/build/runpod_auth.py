@@ -3,7 +3,9 @@ reference it from the template's ``containerRegistryAuthId``.
 
 The credentials go to RunPod's GraphQL API (``saveRegistryAuth``) and nowhere else: never into the
 image, the template's env, or ``dockerArgs``. An existing entry with the same name is reused
-(``myself { containerRegistryCreds }``), so redeploying does not pile up copies.
+(``myself { containerRegistryCreds }``), so redeploying does not pile up copies, and its credentials
+are replaced with the current ones (``updateRegistryAuth``): RunPod never shows a stored password,
+so a rotated token could not be noticed otherwise, and workers would fail to pull.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def ensure_registry_auth(
     label = name or registry_auth_name(registry, creds.username)
     for existing in client.list_registry_auths():
         if existing.name == label:
+            client.update_registry_auth(existing.id, creds.username, creds.password.reveal())
             return existing.id
     saved = client.save_registry_auth(label, creds.username, creds.password.reveal())
     return saved.id

@@ -7,6 +7,8 @@ Fields that do not exist on RunPod are not in the schema, so a query asking for
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import string
 from typing import Any
@@ -299,8 +301,8 @@ class ManagementAPI:
     def _save_registry_auth(self, given: dict[str, Any]) -> dict[str, Any]:
         if any(a["name"] == given["name"] for a in self.engine.registry_auths.values()):
             raise ControlPlaneError(f"Registry auth name must be unique: {given['name']!r} is taken.")
-        # The password is kept only to prove the round trip; it is never returned by any query.
-        auth = {"id": _random_id(), "name": given["name"], "username": given["username"]}
+        auth = {"id": _random_id(), "name": given["name"], "username": given["username"],
+                "password": password_check(given["password"])}
         self.engine.registry_auths[auth["id"]] = auth
         self.engine.store.put("registry_auths", auth["id"], auth)
         return {"id": auth["id"], "name": auth["name"]}
@@ -310,6 +312,7 @@ class ManagementAPI:
         if auth is None:
             raise ControlPlaneError(f"Registry auth {given['id']} does not exist.")
         auth["username"] = given["username"]
+        auth["password"] = password_check(given["password"])
         self.engine.store.put("registry_auths", auth["id"], auth)
         return {"id": auth["id"], "name": auth["name"]}
 
@@ -317,6 +320,20 @@ class ManagementAPI:
         if self.engine.registry_auths.pop(auth_id, None) is None:
             raise ControlPlaneError(f"Registry auth {auth_id} does not exist.")
         self.engine.store.delete("registry_auths", auth_id)
+
+
+def password_check(password: str, salt: bytes | None = None) -> dict[str, str]:
+    """What the embedded RunPod keeps of a registry password. RunPod keeps the password itself, to
+    pull with; nothing here pulls, so a salted scrypt digest is enough to tell which credentials a
+    login holds, and useless to anyone who reads the store. No query returns it."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return {"salt": salt.hex(), "scrypt": digest.hex()}
+
+
+def password_matches(check: dict[str, str], password: str) -> bool:
+    again = password_check(password, bytes.fromhex(check["salt"]))
+    return hmac.compare_digest(again["scrypt"], check["scrypt"])
 
 
 def _env_in(given: dict[str, Any]) -> dict[str, Any]:
