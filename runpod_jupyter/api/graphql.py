@@ -161,35 +161,25 @@ def account(url: str, retry: RetryPolicy) -> Program:
 
 def save_registry_auth(url: str, name: str, username: str, password: str, retry: RetryPolicy) -> Program:
     """Register registry credentials with RunPod so workers can pull a private image."""
-    from ..config import register_secret
-
-    register_secret(password)
-    data = yield from execute(
-        url,
-        SAVE_REGISTRY_AUTH,
-        {"input": {"name": name, "username": username, "password": password}},
-        retry,
-        what="save registry credentials",
-        idempotent=False,
-    )
-    got = data["saveRegistryAuth"]
-    return RegistryAuth(id=got["id"], name=got.get("name") or name)
+    given = {"name": name, "username": username, "password": password}
+    return (yield from _registry_auth(url, SAVE_REGISTRY_AUTH, given, retry, "save", idempotent=False))
 
 
 def update_registry_auth(url: str, auth_id: str, username: str, password: str, retry: RetryPolicy) -> Program:
     """Replace the credentials of an existing RunPod registry login (a rotated token, say)."""
+    given = {"id": auth_id, "username": username, "password": password}
+    return (yield from _registry_auth(url, UPDATE_REGISTRY_AUTH, given, retry, "update", idempotent=True))
+
+
+def _registry_auth(url: str, mutation: str, given: dict[str, str], retry: RetryPolicy, verb: str, *, idempotent: bool) -> Program:
     from ..config import register_secret
 
-    register_secret(password)
+    register_secret(given["password"])  # redacted from every message from here on
     data = yield from execute(
-        url,
-        UPDATE_REGISTRY_AUTH,
-        {"input": {"id": auth_id, "username": username, "password": password}},
-        retry,
-        what="update registry credentials",
+        url, mutation, {"input": given}, retry, what=f"{verb} registry credentials", idempotent=idempotent
     )
-    got = data["updateRegistryAuth"]
-    return RegistryAuth(id=got["id"], name=got.get("name") or "")
+    got = data[f"{verb}RegistryAuth"]
+    return RegistryAuth(id=got["id"], name=got.get("name") or given.get("name", ""))
 
 
 def list_registry_auths(url: str, retry: RetryPolicy) -> Program:
