@@ -17,6 +17,7 @@ import asyncio
 import math
 import os
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,11 @@ class Engine:
         self.store = store
         self.templates: dict[str, dict[str, Any]] = {}
         self.endpoints: dict[str, EndpointRuntime] = {}
-        self.jobs: dict[str, JobRecord] = {}
+        self.jobs: dict[str, JobRecord] = {}  # every job still retained
+        # Indexes that keep the clock and health independent of how many finished jobs are kept:
+        # jobs not final yet, and final ones in the order they finished, per retention kind.
+        self._open: dict[str, JobRecord] = {}
+        self._closed: dict[str, deque[str]] = {"run": deque(), "sync": deque()}
         self.workers: dict[str, wk.WorkerRecord] = {}
         self.volumes: dict[str, dict[str, Any]] = {}
         self.registry_auths: dict[str, dict[str, Any]] = {}
@@ -65,12 +70,16 @@ class Engine:
             ep = EndpointRuntime(**row)
             self.endpoints[ep.id] = ep
         loaded = sorted((JobRecord.from_row(r) for r in self.store.rows("jobs")), key=lambda j: j.created)
+        for job in sorted((j for j in loaded if j.final), key=lambda j: j.finished or 0.0):
+            self._closed[_retention_kind(job)].append(job.id)
         for job in loaded:
             ep = self.endpoints.get(job.endpoint_id)
             if ep is None:
                 self.store.delete("jobs", job.id)
                 continue
             self.jobs[job.id] = job
+            if not job.final:
+                self._open[job.id] = job
             if job.status == "IN_PROGRESS":
                 job.status, job.started, job.worker_id, job.progress = "IN_QUEUE", None, None, None
                 job.retries += 1
@@ -232,14 +241,13 @@ class Engine:
         )
         job.event("IN_QUEUE")
         self.jobs[job.id] = job
-        if policy.get("lowPriority"):
-            ep.queue.append(job.id)
-        else:
-            # Normal jobs go ahead of low-priority ones.
-            position = next(
-                (i for i, jid in enumerate(ep.queue) if self.jobs[jid].policy.get("lowPriority")), len(ep.queue)
-            )
-            ep.queue.insert(position, job.id)
+        self._open[job.id] = job
+        position = len(ep.queue)
+        if not policy.get("lowPriority"):
+            # Normal jobs go ahead of the low-priority ones, which wait at the tail.
+            while position and self.jobs[ep.queue[position - 1]].policy.get("lowPriority"):
+                position -= 1
+        ep.queue.insert(position, job.id)
         self._save_job(job)
         ep.work.notify()
         self._wake.notify()
@@ -287,7 +295,7 @@ class Engine:
             state = "outdated" if worker.release < ep.release else worker.state
             counts[state] += 1
         counts["ready"] = counts["idle"]
-        in_progress = sum(1 for j in self.jobs.values() if j.endpoint_id == ep.id and j.status == "IN_PROGRESS")
+        in_progress = sum(1 for j in self._open.values() if j.endpoint_id == ep.id and j.status == "IN_PROGRESS")
         return {
             "jobs": {
                 "completed": ep.completed, "failed": ep.failed, "inProgress": in_progress,
@@ -437,6 +445,8 @@ class Engine:
     ) -> None:
         job.status = status
         job.finished = time.time()
+        if self._open.pop(job.id, None) is not None:
+            self._closed[_retention_kind(job)].append(job.id)
         job.output = output
         job.error = error
         job.reason = reason
@@ -455,6 +465,7 @@ class Engine:
 
     def _forget(self, job: JobRecord) -> None:
         self.jobs.pop(job.id, None)
+        self._open.pop(job.id, None)
         self.store.delete("jobs", job.id)
         job.changed.notify()
 
@@ -681,13 +692,17 @@ class Engine:
         self._prune_exited()
 
     def _expire_jobs(self, now: float) -> None:
-        for job in list(self.jobs.values()):
-            ep = self.endpoints.get(job.endpoint_id)
-            if job.final:
-                keep = self.options.retention_sync if job.kind == "sync" else self.options.retention_run
-                if job.finished is not None and now - job.finished > keep:
+        for kind, keep in (("sync", self.options.retention_sync), ("run", self.options.retention_run)):
+            closed = self._closed[kind]
+            while closed:
+                job = self.jobs.get(closed[0])
+                if job is not None and job.final and now - (job.finished or 0.0) <= keep:
+                    break  # finished in order: the rest are younger
+                closed.popleft()
+                if job is not None and job.final:
                     self._forget(job)
-                continue
+        for job in list(self._open.values()):
+            ep = self.endpoints.get(job.endpoint_id)
             ttl = job.policy.get("ttl")
             if ttl is not None and now - job.created > float(ttl) / 1000:
                 if job.status == "IN_QUEUE" and ep is not None:
@@ -786,3 +801,8 @@ def _group_is_worker(pgid: int, worker_id: str) -> bool:
         except (OSError, ProcessLookupError):
             continue
     return False
+
+
+def _retention_kind(job: JobRecord) -> str:
+    """Results of /runsync are kept 60 s, everything else 30 min."""
+    return "sync" if job.kind == "sync" else "run"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import itertools
 import json
 import os
 import secrets
@@ -287,9 +288,11 @@ class LocalRunPod:
         return _json(job.detail_view()) if job is not None else _json(GONE, 404)
 
     async def local_jobs(self, request: web.Request) -> web.Response:
+        """The newest ``limit`` retained jobs (default 100), newest first."""
         ep = request.query.get("endpoint_id")
-        views = [j.detail_view() for j in self.engine.jobs.values() if ep is None or j.endpoint_id == ep]
-        return _json({"jobs": views})
+        limit = max(0, _int(request.query.get("limit"), 100))
+        newest = (j for j in reversed(self.engine.jobs.values()) if ep is None or j.endpoint_id == ep)
+        return _json({"jobs": [j.detail_view() for j in itertools.islice(newest, limit)]})
 
     async def local_account(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read() or b"{}")

@@ -1,0 +1,121 @@
+"""The embedded RunPod's job bookkeeping, driven directly on its engine and sqlite store (no HTTP,
+no workers): queue order, result retention at scale, and what a restart rebuilds.
+
+These pin the indexes that keep the clock and ``/health`` independent of how many finished jobs
+are retained: a long batch leaves hundreds of thousands of them for 30 minutes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from runpod_jupyter.local import workers as wk
+from runpod_jupyter.local.engine import Engine
+from runpod_jupyter.local.model import EndpointRuntime, Options
+from runpod_jupyter.local.store import Store
+
+from support import deploy, local_get
+
+ECHO = """
+import runpod
+runpod.serverless.start({"handler": lambda job: job["input"]})
+"""
+
+
+def make_engine(tmp_path, **options) -> Engine:
+    engine = Engine(Options(api_key="queue-test", data_dir=tmp_path, **options), Store(tmp_path / "local.sqlite"))
+    engine.load()
+    return engine
+
+
+def add_endpoint(engine: Engine, endpoint_id: str = "ep-queue") -> EndpointRuntime:
+    ep = EndpointRuntime(data={"id": endpoint_id, "name": endpoint_id}, template={})
+    engine.endpoints[ep.id] = ep
+    engine.store.put("endpoints", ep.id, ep.to_row())
+    return ep
+
+
+def add_worker(engine: Engine, ep: EndpointRuntime, worker_id: str = "w-1") -> wk.WorkerRecord:
+    worker = wk.WorkerRecord(id=worker_id, endpoint_id=ep.id, release=ep.release, state="idle")
+    engine.workers[worker.id] = worker
+    return worker
+
+
+def run_next(engine: Engine, ep: EndpointRuntime, worker: wk.WorkerRecord, output: object = "ok") -> str:
+    """What a worker's job-take and job-done do, without the HTTP in between."""
+    job = engine._assign(ep, worker)
+    engine.job_done(worker.id, job.id, {"output": output})
+    return job.id
+
+
+def test_low_priority_jobs_wait_behind_normal_ones(tmp_path):
+    engine = make_engine(tmp_path)
+    ep = add_endpoint(engine)
+    low = [engine.submit(ep, {"input": i, "policy": {"lowPriority": True}}, "run").id for i in range(3)]
+    normal = [engine.submit(ep, {"input": i}, "run").id for i in range(2)]
+    late_low = engine.submit(ep, {"input": 9, "policy": {"lowPriority": True}}, "run").id
+    late_normal = engine.submit(ep, {"input": 10}, "run").id
+    assert list(ep.queue) == [*normal, late_normal, *low, late_low]
+
+
+def test_finished_jobs_expire_in_order_and_health_counts_only_open_ones(tmp_path):
+    engine = make_engine(tmp_path, retention_run=100.0, retention_sync=10.0)
+    ep = add_endpoint(engine)
+    worker = add_worker(engine, ep)
+    runs = [engine.submit(ep, {"input": i}, "run").id for i in range(2000)]
+    syncs = [engine.submit(ep, {"input": i}, "sync").id for i in range(50)]
+    running = engine.submit(ep, {"input": "still running"}, "run")
+    done = [run_next(engine, ep, worker) for _ in range(len(runs) + len(syncs))]
+    assert done == runs + syncs
+    engine._assign(ep, worker)
+    assert engine.health(ep)["jobs"] == {
+        "completed": 2050, "failed": 0, "inProgress": 1, "inQueue": 0, "retried": 0,
+    }
+
+    now = time.time()
+    engine._expire_jobs(now + 50)  # past the /runsync retention only
+    assert not any(j in engine.jobs for j in syncs)
+    assert all(j in engine.jobs for j in runs) and running.id in engine.jobs
+    engine._expire_jobs(now + 500)  # past both; the open job stays
+    assert set(engine.jobs) == {running.id}
+    assert engine.store._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 1
+
+
+def test_a_restart_rebuilds_the_queue_and_still_expires_old_results(tmp_path):
+    engine = make_engine(tmp_path, retention_run=100.0)
+    ep = add_endpoint(engine)
+    worker = add_worker(engine, ep)
+    finished = [engine.submit(ep, {"input": i}, "run").id for i in range(3)]
+    for _ in finished:
+        run_next(engine, ep, worker)
+    interrupted = engine.submit(ep, {"input": "interrupted"}, "run").id
+    engine._assign(ep, worker)
+    queued = engine.submit(ep, {"input": "queued"}, "run").id
+    engine.store.close()
+
+    again = make_engine(tmp_path, retention_run=100.0)
+    ep = again.endpoints["ep-queue"]
+    assert list(ep.queue) == [interrupted, queued]  # the interrupted job runs again, first
+    assert again.health(ep)["jobs"]["retried"] == 1 and again.jobs[interrupted].retries == 1
+    again._expire_jobs(time.time() + 500)
+    assert set(again.jobs) == {interrupted, queued}
+
+
+@pytest.fixture(scope="module")
+def queued_jobs(local_runpod, tmp_path_factory):
+    """An endpoint with no workers and 120 jobs waiting on it, oldest first."""
+    from runpod_jupyter.api import Client
+
+    with Client(local_runpod.settings()) as client:
+        spec, api = deploy(client, tmp_path_factory.mktemp("listed"), ECHO, wait_idle=False, workers_max=0)
+        return spec.id, [api.run({"i": i}).id for i in range(120)]
+
+
+@pytest.mark.parametrize("limit, expected", [(None, 100), (5, 5), (0, 0)])
+def test_local_job_list_is_newest_first_and_bounded(local_runpod, queued_jobs, limit, expected):
+    endpoint_id, ids = queued_jobs
+    params = {"endpoint_id": endpoint_id} if limit is None else {"endpoint_id": endpoint_id, "limit": limit}
+    listed = [job["id"] for job in local_get(local_runpod, "/local/jobs", **params)["jobs"]]
+    assert listed == list(reversed(ids))[:expected]
