@@ -150,7 +150,7 @@ def _stream_error(feed: Any) -> str | None:
 
 
 class BatchReader:
-    """A batch's counts. Large batches are refreshed less often (one /status per job)."""
+    """A batch's counts. Large batches are refreshed less often (up to one /status per unfinished job)."""
 
     def __init__(self, batch: Any) -> None:
         self.batch = batch
