@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .api.models import GPU_POOLS, Account, EndpointSpec, Health
+from .api.models import ACTIVE_DISCOUNT, GPU_POOLS, Account, EndpointSpec, Health
 from .findings import Finding, sort_findings
 
 EXIT_FIXES = {
@@ -196,6 +196,22 @@ def _rolling(s: EndpointState) -> Finding | None:
     return None
 
 
+def _always_on(s: EndpointState) -> Finding | None:
+    ep = s.endpoint
+    if ep is None or ep.workers_min <= 0:
+        return None
+    prices = sorted(GPU_POOLS[g].price_per_second for g in ep.gpu_ids if g in GPU_POOLS)
+    if not prices:
+        return None
+    low, high = (ep.workers_min * p * (1 - ACTIVE_DISCOUNT) * 3600 for p in (prices[0], prices[-1]))
+    cost = f"${low:.2f}/h" if high - low < 0.005 else f"${low:.2f}–{high:.2f}/h, by the GPU placed"
+    return Finding(
+        "info", "always-on-workers",
+        f"{ep.workers_min} always-on worker(s) (workersMin) are billed while up, jobs or not: about {cost}.",
+        "Keep them where cold starts hurt; NAME.scale(min=0) lets the endpoint scale to zero when idle.",
+    )
+
+
 def _wider_pools(endpoint: EndpointSpec | None) -> str:
     if endpoint is None or not endpoint.gpu_ids:
         return ""
@@ -206,7 +222,7 @@ def _wider_pools(endpoint: EndpointSpec | None) -> str:
 
 _RULES = (
     _disabled, _deleted, _cloud_only_image, _crash_loop, _queued_without_workers, _running_but_queued,
-    _throttled, _died_mid_job, _no_worker_yet, _balance, _rolling,
+    _throttled, _died_mid_job, _no_worker_yet, _balance, _rolling, _always_on,
 )
 
 

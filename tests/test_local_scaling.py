@@ -51,10 +51,11 @@ def test_idle_timeout_scales_down_to_workers_min(client, tmp_path):
 
 
 def test_workers_min_stay_up(client, tmp_path):
-    _, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), idle_timeout=1, workers_min=2, workers_max=2)
+    spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), idle_timeout=1, workers_min=2, workers_max=2)
     wait_for(lambda: ep.health().workers.idle == 2, what="two idle workers")
     time.sleep(2.0)  # longer than idleTimeout: workersMin are kept
     assert ep.health().workers.idle == 2
+    client.delete_endpoint(spec.id)  # always-on workers bill the account until they go
 
 
 def test_request_count_scaler(client, tmp_path):
@@ -119,18 +120,49 @@ def test_new_release_rolls_workers_and_the_new_code_answers(client, tmp_path, lo
     assert finished.output == {"version": "1"}  # it finished its job on the old code
     assert ep.runsync({}, wait_ms=60_000).output == {"version": "2"}
     wait_for(lambda: ep.health().workers.outdated == 0, what="outdated workers replaced")
+    client.delete_endpoint(spec.id)
+
+
+def _spent(instance, endpoint_id: str) -> float:
+    return local_get(instance, f"/local/endpoints/{endpoint_id}/workers")["spent"]
 
 
 def test_running_workers_are_billed_per_second_rounded_up(client, tmp_path, local_runpod):
-    _, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), gpu_ids=("AMPERE_16",), idle_timeout=30)
-    before = client.account().client_balance
+    spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), gpu_ids=("AMPERE_16",), idle_timeout=30)
+    rate_before = client.account().current_spend_per_hr  # other endpoints' always-on workers
     job = ep.run({"sleep": 2.2})
     wait_for(lambda: ep.health().workers.running == 1)
-    assert client.account().current_spend_per_hr == pytest.approx(GPU_POOLS["AMPERE_16"].price_per_second * 3600)
+    rate = client.account().current_spend_per_hr - rate_before
+    assert rate == pytest.approx(GPU_POOLS["AMPERE_16"].price_per_second * 3600)
     done = final(ep, job.id)
     wait_for(lambda: ep.health().workers.running == 0)
-    cost = before - client.account().client_balance
+    cost = _spent(local_runpod, spec.id)
     price = GPU_POOLS["AMPERE_16"].price_per_second
     seconds = math.ceil(done.execution_time_ms / 1000)
     assert cost / price == pytest.approx(seconds, abs=1.01)  # whole seconds only
     assert round(cost / price, 6) == round(cost / price)
+
+
+def test_always_on_workers_are_billed_while_idle_at_a_discount(client, tmp_path, local_runpod):
+    from runpod_jupyter.api.models import ACTIVE_DISCOUNT
+    from runpod_jupyter.diagnose import diagnose, gather
+
+    price = GPU_POOLS["AMPERE_16"].price_per_second
+    rate_before = client.account().current_spend_per_hr
+    spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), gpu_ids=("AMPERE_16",), workers_min=1, workers_max=2)
+    always_on = price * (1 - ACTIVE_DISCOUNT) * 3600
+    wait_for(lambda: client.account().current_spend_per_hr - rate_before == pytest.approx(always_on),
+             what="the idle always-on worker to be billed")
+    assert ep.health().workers.running == 0  # billed with no job at all
+    finding = next(f for f in diagnose(gather(client, spec.id)) if f.code == "always-on-workers")
+    assert f"${always_on:.2f}/h" in finding.message and "scale(min=0)" in finding.fix
+    # a job on it changes nothing: it is billed already
+    assert ep.runsync({}, wait_ms=60_000).status is JobStatus.COMPLETED
+    assert client.account().current_spend_per_hr - rate_before == pytest.approx(always_on)
+    # scaling to zero ends the always-on charge, rounded up to whole seconds
+    client.save_endpoint(client.get_endpoint(spec.id).with_changes(workers_min=0))
+    wait_for(lambda: client.account().current_spend_per_hr - rate_before == pytest.approx(0, abs=1e-9),
+             what="the always-on charge to stop")
+    billed = _spent(local_runpod, spec.id) / (price * (1 - ACTIVE_DISCOUNT))
+    assert round(billed) >= 1 and billed == pytest.approx(round(billed), abs=1e-3)  # whole seconds, discounted
+    client.delete_endpoint(spec.id)

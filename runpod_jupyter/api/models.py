@@ -356,6 +356,11 @@ class RegistryAuth:
     name: str
 
 
+#: Always-on ("active", ``workersMin``) workers are billed for as long as they are up, jobs or
+#: not, at a discount RunPod gives as "up to 30%". 20% keeps cost estimates on the safe side.
+ACTIVE_DISCOUNT = 0.20
+
+
 @dataclass(frozen=True)
 class GpuPool:
     """A serverless GPU pool id, as used in ``gpuIds``, with what it stands for."""

@@ -7,7 +7,8 @@ ignored; a job whose worker dies is retried once (``health.jobs.retried``) and o
 the exit code's meaning; a worker that crashes before it ever asks for work is Unhealthy and
 retried with exponential backoff; a new release marks running workers Outdated and replaces them
 a few at a time; idle workers above ``workersMin`` stop after ``idleTimeout``; running workers are
-billed per second, rounded up, at their GPU pool's price; a negative balance disables endpoints
+billed per second, rounded up, at their GPU pool's price, and ``workersMin`` ("active") workers for as
+long as they are up, at a discount; a negative balance disables endpoints
 (their REST API answers "Not Found" while GraphQL still lists them).
 """
 
@@ -30,6 +31,7 @@ from .model import (
 from .store import Store
 
 STOP_RESEND = 2.0  # seconds between stop signals for a job a worker still holds
+SETTLE_EVERY = 60.0  # seconds between charges for a worker billed without a break
 
 class Engine:
     """All control-plane state and behaviour; the HTTP layer in ``server.py`` only translates."""
@@ -353,7 +355,8 @@ class Engine:
         worker.jobs.add(job.id)
         if worker.state == "idle":
             worker.state = "running"
-            worker.billing_since = now
+            if not worker.active:  # an always-on worker is billed already
+                worker.billing_since = now
         self._save_job(job)
         return job
 
@@ -604,20 +607,26 @@ class Engine:
     def _job_left_worker(self, worker: wk.WorkerRecord) -> None:
         if worker.jobs or worker.state != "running":
             return
-        self._charge(worker, time.time())
+        if not worker.active:
+            self._charge(worker, time.time())
         worker.state = "idle"
         worker.idle_since = time.time()
         if worker.stop_after_job:  # refresh_worker: recycle the process
             self._drain(worker, "refresh_worker requested")
         self._wake.notify()
 
-    def _charge(self, worker: wk.WorkerRecord, now: float) -> None:
-        """Per-second billing, rounded up, for the time the worker was Running."""
+    def _charge(self, worker: wk.WorkerRecord, now: float, *, settle: bool = False) -> None:
+        """Per-second billing, rounded up, for the time since billing began: a flex worker's time
+        Running, an always-on worker's time up. ``settle`` bills the whole seconds so far of a
+        worker that goes on being billed (the rest carries over)."""
         if worker.billing_since is None:
             return
-        seconds = math.ceil(max(0.0, now - worker.billing_since))
-        worker.billing_since = None
-        cost = seconds * price(worker.pool)
+        elapsed = max(0.0, now - worker.billing_since)
+        seconds = math.floor(elapsed) if settle else math.ceil(elapsed)
+        worker.billing_since = worker.billing_since + seconds if settle else None
+        cost = seconds * price(worker.pool, active=worker.active)
+        if not cost:
+            return
         self.balance -= cost
         self.store.set_value("balance", self.balance)
         ep = self.endpoints.get(worker.endpoint_id)
@@ -648,12 +657,33 @@ class Engine:
     def current_balance(self) -> float:
         now = time.time()
         running = sum(
-            (now - w.billing_since) * price(w.pool) for w in self.workers.values() if w.billing_since is not None
+            (now - w.billing_since) * price(w.pool, active=w.active)
+            for w in self.workers.values() if w.billing_since is not None
         )
         return self.balance - running
 
     def spend_per_hour(self) -> float:
-        return sum(price(w.pool) * 3600 for w in self.workers.values() if w.state == "running")
+        return sum(price(w.pool, active=w.active) * 3600 for w in self.workers.values() if w.billing_since is not None)
+
+    def _bill_always_on(self, ep: EndpointRuntime, now: float) -> None:
+        """RunPod bills an endpoint's ``workersMin`` workers for as long as they are up, jobs or
+        not, at a discount; the rest are billed only while Running. Ready workers of the current
+        release are marked active up to ``workersMin``; long-running charges settle every minute
+        so the balance (and a negative one) shows while they run."""
+        want = 0 if ep.disabled else ep.setting("workersMin", 0)
+        ready = [w for w in self._workers_of(ep.id) if w.state in ("idle", "running") and w.release == ep.release]
+        active = [w for w in ready if w.active]
+        for worker in active[want:]:  # workersMin went down
+            self._charge(worker, now)
+            worker.active = False
+            if worker.state == "running":
+                worker.billing_since = now  # its job goes on, billed as flex
+        for worker in [w for w in ready if not w.active][: max(0, want - len(active))]:
+            self._charge(worker, now)  # ends a flex run in progress
+            worker.active, worker.billing_since = True, now
+        for worker in self._workers_of(ep.id):
+            if worker.active and worker.billing_since is not None and now - worker.billing_since >= SETTLE_EVERY:
+                self._charge(worker, now, settle=True)
 
     def _drain(self, worker: wk.WorkerRecord, why: str) -> None:
         if worker.state in ("draining", "exited"):
@@ -689,6 +719,7 @@ class Engine:
         self._check_workers(now)
         for ep in list(self.endpoints.values()):
             self._scale(ep, now)
+            self._bill_always_on(ep, now)
         self._prune_exited()
 
     def _expire_jobs(self, now: float) -> None:

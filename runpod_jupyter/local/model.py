@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..api.models import GPU_POOLS
+from ..api.models import ACTIVE_DISCOUNT, GPU_POOLS
 from . import workers as wk
 from .jobs import Signal
 
@@ -102,9 +102,11 @@ def random_id(length: int = 14) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-def price(pool: str | None) -> float:
+def price(pool: str | None, *, active: bool = False) -> float:
+    """USD per second for a worker of ``pool``: the flex price, or the always-on one."""
     found = GPU_POOLS.get(pool or "")
-    return found.price_per_second if found else DEFAULT_PRICE
+    flex = found.price_per_second if found else DEFAULT_PRICE
+    return flex * (1 - ACTIVE_DISCOUNT) if active else flex
 
 
 def init_timeout(ep: EndpointRuntime | None, default: float) -> float:

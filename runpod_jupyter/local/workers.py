@@ -58,6 +58,7 @@ class WorkerRecord:
     last_seen: float | None = None
     idle_since: float | None = None
     billing_since: float | None = None
+    active: bool = False  # one of the endpoint's workersMin: billed while up, jobs or not
     exit_code: int | None = None
     reason: str | None = None
     crashes: int = 0
@@ -81,6 +82,8 @@ class WorkerRecord:
             "state": state,
             "release": self.release,
             "gpu": self.pool,
+            "alwaysOn": self.active,
+            "billed": self.billing_since is not None,
             "jobs": sorted(self.jobs),
             "pid": self.pid,
             "createdAt": self.created,

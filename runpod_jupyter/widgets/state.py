@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.models import GPU_POOLS, WORKER_STATES, JobStatus
+from ..api.models import ACTIVE_DISCOUNT, GPU_POOLS, WORKER_STATES, JobStatus
 from ..config import redact
 from ..findings import Finding
 from . import render
@@ -24,9 +24,11 @@ MAX_FAILURES_LISTED = 50
 PROGRESS_HISTORY = 8
 
 
-def _per_hour(pool: str | None) -> float | None:
+def _per_hour(pool: str | None, *, always_on: bool = False) -> float | None:
     found = GPU_POOLS.get(pool or "")
-    return None if found is None else found.price_per_second * 3600
+    if found is None:
+        return None
+    return found.price_per_second * 3600 * ((1 - ACTIVE_DISCOUNT) if always_on else 1.0)
 
 
 def endpoint_state(
@@ -95,7 +97,8 @@ def _settings(spec: Any) -> dict[str, Any] | None:
 def _cost(backend: str, gathered: Any, listed: list[dict[str, Any]], spec: Any) -> dict[str, Any]:
     """Spend so far and $/h now. The embedded RunPod bills each worker and reports it; RunPod
     reports spend per account only, so the cloud shows the account's $/h and an estimate for
-    this endpoint from its running workers and its pools' prices."""
+    this endpoint from its pools' prices: ``workersMin`` always-on workers while up, others while
+    running."""
     account = getattr(gathered, "account", None)
     out: dict[str, Any] = {
         "spent": getattr(gathered, "spent", None),
@@ -107,14 +110,20 @@ def _cost(backend: str, gathered: Any, listed: list[dict[str, Any]], spec: Any) 
     }
     health = getattr(gathered, "health", None)
     if listed:
-        out["perHour"] = sum(_per_hour(w.get("gpu")) or 0.0 for w in listed if w.get("state") == "running")
+        out["perHour"] = sum(
+            _per_hour(w.get("gpu"), always_on=bool(w.get("alwaysOn"))) or 0.0 for w in listed if w.get("billed")
+        )
     elif health is not None:
-        running = health.workers.running
-        prices = [p for p in (_per_hour(g) for g in (spec.gpu_ids if spec else ())) if p is not None]
-        if running == 0:
+        always_on = min(spec.workers_min if spec else 0, health.workers.idle + health.workers.running)
+        flex = max(0, health.workers.running - always_on)
+        pools = [GPU_POOLS[g] for g in (spec.gpu_ids if spec else ()) if g in GPU_POOLS]
+        if not always_on and not flex:
             out["perHour"] = 0.0
-        elif prices:
-            out["perHourRange"] = [running * min(prices), running * max(prices)]
+        elif pools:
+            out["perHourRange"] = [
+                always_on * _per_hour(p.id, always_on=True) + flex * _per_hour(p.id)
+                for p in (min(pools, key=lambda p: p.price_per_second), max(pools, key=lambda p: p.price_per_second))
+            ]
             out["estimated"] = True
     return out
 

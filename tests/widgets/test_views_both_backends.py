@@ -79,3 +79,27 @@ def test_endpoint_and_job_views_on_either_backend(backend, local_runpod, endpoin
         assert "RunPod console" in text
     view.close()
     job_view.close()
+
+
+@pytest.mark.parametrize("backend", ["local", "cloud"])
+def test_always_on_workers_show_in_cost_and_findings(backend, local_runpod, tmp_path, comms, fast_polls, monkeypatch):
+    from runpod_jupyter.api import Client
+    from runpod_jupyter.api.models import ACTIVE_DISCOUNT, GPU_POOLS
+
+    monkeypatch.setattr(poller_module, "_pollers", {})
+    with Client(local_runpod.settings()) as client:
+        spec, api = deploy(client, tmp_path, STREAMING, workers_min=1, workers_max=1)
+        try:
+            always_on = GPU_POOLS["ADA_24"].price_per_second * (1 - ACTIVE_DISCOUNT) * 3600
+            dep = _deployment(local_runpod, spec, backend)
+            if backend == "local":  # billed from the first tick that sees it ready
+                wait_for(lambda: make_view(dep).state["cost"]["perHour"], what="the always-on charge")
+            state = make_view(dep).state
+            cost = state["cost"]
+            if backend == "local":
+                assert cost["perHour"] == pytest.approx(always_on) and not cost["estimated"]
+            else:  # no worker list on RunPod: an estimate from workersMin and the pool's price
+                assert cost["perHourRange"] == pytest.approx([always_on, always_on]) and cost["estimated"]
+            assert "always-on-workers" in [f["code"] for f in state["findings"]]
+        finally:
+            delete_endpoint(client, spec.id)

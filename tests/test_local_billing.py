@@ -1,0 +1,61 @@
+"""Billing in the embedded RunPod, on its engine with a fixed clock (no HTTP, no workers):
+flex workers pay while Running, always-on (``workersMin``) workers while up, both per second."""
+
+from __future__ import annotations
+
+import pytest
+
+from runpod_jupyter.api.models import ACTIVE_DISCOUNT, GPU_POOLS
+from runpod_jupyter.local import workers as wk
+from runpod_jupyter.local.engine import SETTLE_EVERY, Engine
+from runpod_jupyter.local.model import EndpointRuntime, Options
+from runpod_jupyter.local.store import Store
+
+FLEX = GPU_POOLS["ADA_24"].price_per_second
+ACTIVE = FLEX * (1 - ACTIVE_DISCOUNT)
+T0 = 1_000_000.0
+
+
+@pytest.fixture()
+def engine(tmp_path):
+    engine = Engine(Options(api_key="billing-test", data_dir=tmp_path, balance=100.0), Store(tmp_path / "local.sqlite"))
+    engine.load()
+    return engine
+
+
+def endpoint(engine: Engine, workers_min: int) -> EndpointRuntime:
+    ep = EndpointRuntime(data={"id": "ep-bill", "workersMin": workers_min, "workersMax": 3}, template={})
+    engine.endpoints[ep.id] = ep
+    return ep
+
+
+def ready_worker(engine: Engine, ep: EndpointRuntime, worker_id: str, state: str = "idle") -> wk.WorkerRecord:
+    worker = wk.WorkerRecord(id=worker_id, endpoint_id=ep.id, release=ep.release, pool="ADA_24", state=state)
+    engine.workers[worker.id] = worker
+    return worker
+
+
+def test_an_idle_always_on_worker_is_billed_and_settled_every_minute(engine):
+    ep = endpoint(engine, workers_min=1)
+    worker = ready_worker(engine, ep, "w-active")
+    engine._bill_always_on(ep, T0)
+    assert worker.active and engine.spend_per_hour() == pytest.approx(ACTIVE * 3600)
+    engine._bill_always_on(ep, T0 + SETTLE_EVERY + 0.5)  # whole seconds billed, the half carried
+    assert ep.spent == pytest.approx((SETTLE_EVERY) * ACTIVE)
+    assert worker.billing_since == T0 + SETTLE_EVERY
+    ep.data["workersMin"] = 0  # scaled to zero: the rest is billed, rounded up
+    engine._bill_always_on(ep, T0 + SETTLE_EVERY + 10.2)
+    assert not worker.active and worker.billing_since is None
+    assert ep.spent == pytest.approx((SETTLE_EVERY + 11) * ACTIVE)
+    assert engine.balance == pytest.approx(100.0 - ep.spent)
+
+
+def test_only_workers_min_are_always_on_and_a_running_one_pays_its_flex_time_first(engine):
+    ep = endpoint(engine, workers_min=1)
+    busy = ready_worker(engine, ep, "w-busy", state="running")
+    busy.billing_since = T0 - 2.5  # a flex run under way
+    spare = ready_worker(engine, ep, "w-spare")
+    engine._bill_always_on(ep, T0)
+    assert busy.active and not spare.active
+    assert ep.spent == pytest.approx(3 * FLEX)  # 2.5 s of flex time, rounded up
+    assert engine.spend_per_hour() == pytest.approx(ACTIVE * 3600)  # the idle spare costs nothing
