@@ -22,18 +22,18 @@ _END = object()
 class RecordingComm(BaseComm):
     """A comm that keeps every message instead of sending it."""
 
-    sent: list[tuple[str, Any]]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.sent: list[tuple[str, Any]] = []  # before BaseComm publishes comm_open
+        super().__init__(*args, **kwargs)
 
     def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **keys: Any) -> None:
-        if not hasattr(self, "sent"):
-            self.sent = []
         self.sent.append((msg_type, data))
 
     def updates(self) -> list[dict[str, Any]]:
-        return [d["state"] for t, d in getattr(self, "sent", []) if t == "comm_msg" and d.get("method") == "update"]
+        return [d["state"] for t, d in list(self.sent) if t == "comm_msg" and d.get("method") == "update"]
 
     def customs(self) -> list[dict[str, Any]]:
-        return [d["content"] for t, d in getattr(self, "sent", []) if t == "comm_msg" and d.get("method") == "custom"]
+        return [d["content"] for t, d in list(self.sent) if t == "comm_msg" and d.get("method") == "custom"]
 
 
 class FakeEndpointApi:
