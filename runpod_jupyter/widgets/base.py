@@ -74,6 +74,7 @@ class LiveView(anywidget.AnyWidget):
         self._ever_viewed = False
         self._shown = False
         self._final = False
+        self._finishing = False
         self._notice: dict[str, str] | None = None
         self._busy: str | None = None
         self.poller: EndpointPoller = poller_for(deployment)
@@ -163,14 +164,15 @@ class LiveView(anywidget.AnyWidget):
 
     def finish(self) -> None:
         """The subject reached its final state: send it, keep it as the static output, and stop
-        polling for this view."""
+        polling for this view. ``final`` turns true only once all of it is out."""
         with self._lock:
-            if self._final:
+            if self._finishing:
                 return
-            self._final = True
+            self._finishing = True
         self.push(live="final")
         self.flush()
         self.publish_snapshot(final=True)
+        self._final = True
 
     @property
     def final(self) -> bool:
