@@ -220,6 +220,7 @@ class Batch(_Displayed):
         self.deployment = deployment
         self.jobs = jobs
         self.id = batch_id
+        self.last_calls = 0  # /status requests the last refresh made: what the next one may cost
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -231,10 +232,12 @@ class Batch(_Displayed):
         submitted after them are waiting too. A large batch thus costs about one /status call per
         job over its life, not one per job per refresh (RunPod allows 2,000 per 10 s)."""
         pending = [job for job in self.jobs if not job.snapshot.status.is_final]
+        self.last_calls = 0
         if pending:
             with ThreadPoolExecutor(max_workers=min(STATUS_GROUP, len(pending))) as pool:
                 for start in range(0, len(pending), STATUS_GROUP):
                     group = pending[start:start + STATUS_GROUP]
+                    self.last_calls += len(group)
                     list(pool.map(Job.refresh, group))
                     if all(job.snapshot.status is JobStatus.IN_QUEUE for job in group):
                         break

@@ -149,8 +149,13 @@ def _stream_error(feed: Any) -> str | None:
     return getattr(error, "message", None) or f"{type(error).__name__}: {error}"
 
 
+#: /status requests a second a batch view may spend: half of RunPod's 2,000 per 10 s.
+BATCH_STATUS_RATE = 100.0
+
+
 class BatchReader:
-    """A batch's counts. Large batches are refreshed less often (up to one /status per unfinished job)."""
+    """A batch's counts. A refresh that made many /status calls waits longer before the next,
+    to stay within :data:`BATCH_STATUS_RATE`."""
 
     def __init__(self, batch: Any) -> None:
         self.batch = batch
@@ -161,7 +166,7 @@ class BatchReader:
         pending = len(self.batch.jobs) - self.batch.done
         if not pending:
             return
-        if not force and time.monotonic() - self._last < min(10.0, pending / 200):
+        if not force and time.monotonic() - self._last < min(10.0, self.batch.last_calls / BATCH_STATUS_RATE):
             return
         self._last = time.monotonic()
         try:
