@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .api.models import ACTIVE_DISCOUNT, GPU_POOLS, Account, EndpointSpec, Health
+from .api.models import GPU_POOLS, Account, EndpointSpec, Health, hourly_cost_range
 from .findings import Finding, sort_findings
 
 EXIT_FIXES = {
@@ -200,10 +200,10 @@ def _always_on(s: EndpointState) -> Finding | None:
     ep = s.endpoint
     if ep is None or ep.workers_min <= 0:
         return None
-    prices = sorted(GPU_POOLS[g].price_per_second for g in ep.gpu_ids if g in GPU_POOLS)
-    if not prices:
+    span = hourly_cost_range(ep.gpu_ids, always_on=ep.workers_min)
+    if span is None:
         return None
-    low, high = (ep.workers_min * p * (1 - ACTIVE_DISCOUNT) * 3600 for p in (prices[0], prices[-1]))
+    low, high = span
     cost = f"${low:.2f}/h" if high - low < 0.005 else f"${low:.2f}–{high:.2f}/h, by the GPU placed"
     return Finding(
         "info", "always-on-workers",

@@ -87,3 +87,34 @@ def final(endpoint, job_id: str, timeout: float = 60.0):
         lambda: (lambda snap: snap if snap.status.is_final else None)(endpoint.status(job_id)),
         timeout=timeout, what=f"job {job_id} to finish",
     )
+
+
+# -- the embedded RunPod's engine on its own (no HTTP, no worker processes) ----------------------
+def engine_on_disk(root: Path, **options: Any):
+    """An Engine over a sqlite store in ``root``, loaded as at server start."""
+    from runpod_jupyter.local.engine import Engine
+    from runpod_jupyter.local.model import Options
+    from runpod_jupyter.local.store import Store
+
+    engine = Engine(Options(api_key="engine-test", data_dir=root, **options), Store(root / "local.sqlite"))
+    engine.load()
+    return engine
+
+
+def add_endpoint(engine, endpoint_id: str = "ep-1", **data: Any):
+    """An endpoint record, kept in the store as saveEndpoint would."""
+    from runpod_jupyter.local.model import EndpointRuntime
+
+    ep = EndpointRuntime(data={"id": endpoint_id, "name": endpoint_id, **data}, template={})
+    engine.endpoints[ep.id] = ep
+    engine.store.put("endpoints", ep.id, ep.to_row())
+    return ep
+
+
+def add_worker(engine, ep, worker_id: str, *, state: str = "idle", pool: str | None = None):
+    """A worker record in ``state`` for the endpoint's current release (no process behind it)."""
+    from runpod_jupyter.local import workers as wk
+
+    worker = wk.WorkerRecord(id=worker_id, endpoint_id=ep.id, release=ep.release, pool=pool, state=state)
+    engine.workers[worker.id] = worker
+    return worker

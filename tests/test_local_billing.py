@@ -6,10 +6,8 @@ from __future__ import annotations
 import pytest
 
 from runpod_jupyter.api.models import ACTIVE_DISCOUNT, GPU_POOLS
-from runpod_jupyter.local import workers as wk
-from runpod_jupyter.local.engine import SETTLE_EVERY, Engine
-from runpod_jupyter.local.model import EndpointRuntime, Options
-from runpod_jupyter.local.store import Store
+from runpod_jupyter.local.engine import SETTLE_EVERY
+from support import add_endpoint, add_worker, engine_on_disk
 
 FLEX = GPU_POOLS["ADA_24"].price_per_second
 ACTIVE = FLEX * (1 - ACTIVE_DISCOUNT)
@@ -18,21 +16,15 @@ T0 = 1_000_000.0
 
 @pytest.fixture()
 def engine(tmp_path):
-    engine = Engine(Options(api_key="billing-test", data_dir=tmp_path, balance=100.0), Store(tmp_path / "local.sqlite"))
-    engine.load()
-    return engine
+    return engine_on_disk(tmp_path, balance=100.0)
 
 
-def endpoint(engine: Engine, workers_min: int) -> EndpointRuntime:
-    ep = EndpointRuntime(data={"id": "ep-bill", "workersMin": workers_min, "workersMax": 3}, template={})
-    engine.endpoints[ep.id] = ep
-    return ep
+def endpoint(engine, workers_min: int):
+    return add_endpoint(engine, "ep-bill", workersMin=workers_min, workersMax=3)
 
 
-def ready_worker(engine: Engine, ep: EndpointRuntime, worker_id: str, state: str = "idle") -> wk.WorkerRecord:
-    worker = wk.WorkerRecord(id=worker_id, endpoint_id=ep.id, release=ep.release, pool="ADA_24", state=state)
-    engine.workers[worker.id] = worker
-    return worker
+def ready_worker(engine, ep, worker_id: str, state: str = "idle"):
+    return add_worker(engine, ep, worker_id, state=state, pool="ADA_24")
 
 
 def test_an_idle_always_on_worker_is_billed_and_settled_every_minute(engine):

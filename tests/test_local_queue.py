@@ -11,12 +11,7 @@ import time
 
 import pytest
 
-from runpod_jupyter.local import workers as wk
-from runpod_jupyter.local.engine import Engine
-from runpod_jupyter.local.model import EndpointRuntime, Options
-from runpod_jupyter.local.store import Store
-
-from support import deploy, local_get
+from support import add_endpoint, add_worker, deploy, engine_on_disk, local_get
 
 ECHO = """
 import runpod
@@ -24,26 +19,7 @@ runpod.serverless.start({"handler": lambda job: job["input"]})
 """
 
 
-def make_engine(tmp_path, **options) -> Engine:
-    engine = Engine(Options(api_key="queue-test", data_dir=tmp_path, **options), Store(tmp_path / "local.sqlite"))
-    engine.load()
-    return engine
-
-
-def add_endpoint(engine: Engine, endpoint_id: str = "ep-queue") -> EndpointRuntime:
-    ep = EndpointRuntime(data={"id": endpoint_id, "name": endpoint_id}, template={})
-    engine.endpoints[ep.id] = ep
-    engine.store.put("endpoints", ep.id, ep.to_row())
-    return ep
-
-
-def add_worker(engine: Engine, ep: EndpointRuntime, worker_id: str = "w-1") -> wk.WorkerRecord:
-    worker = wk.WorkerRecord(id=worker_id, endpoint_id=ep.id, release=ep.release, state="idle")
-    engine.workers[worker.id] = worker
-    return worker
-
-
-def run_next(engine: Engine, ep: EndpointRuntime, worker: wk.WorkerRecord, output: object = "ok") -> str:
+def run_next(engine, ep, worker, output: object = "ok") -> str:
     """What a worker's job-take and job-done do, without the HTTP in between."""
     job = engine._assign(ep, worker)
     engine.job_done(worker.id, job.id, {"output": output})
@@ -51,8 +27,8 @@ def run_next(engine: Engine, ep: EndpointRuntime, worker: wk.WorkerRecord, outpu
 
 
 def test_low_priority_jobs_wait_behind_normal_ones(tmp_path):
-    engine = make_engine(tmp_path)
-    ep = add_endpoint(engine)
+    engine = engine_on_disk(tmp_path)
+    ep = add_endpoint(engine, "ep-queue")
     low = [engine.submit(ep, {"input": i, "policy": {"lowPriority": True}}, "run").id for i in range(3)]
     normal = [engine.submit(ep, {"input": i}, "run").id for i in range(2)]
     late_low = engine.submit(ep, {"input": 9, "policy": {"lowPriority": True}}, "run").id
@@ -61,9 +37,9 @@ def test_low_priority_jobs_wait_behind_normal_ones(tmp_path):
 
 
 def test_finished_jobs_expire_in_order_and_health_counts_only_open_ones(tmp_path):
-    engine = make_engine(tmp_path, retention_run=100.0, retention_sync=10.0)
-    ep = add_endpoint(engine)
-    worker = add_worker(engine, ep)
+    engine = engine_on_disk(tmp_path, retention_run=100.0, retention_sync=10.0)
+    ep = add_endpoint(engine, "ep-queue")
+    worker = add_worker(engine, ep, "w-1")
     runs = [engine.submit(ep, {"input": i}, "run").id for i in range(2000)]
     syncs = [engine.submit(ep, {"input": i}, "sync").id for i in range(50)]
     running = engine.submit(ep, {"input": "still running"}, "run")
@@ -84,9 +60,9 @@ def test_finished_jobs_expire_in_order_and_health_counts_only_open_ones(tmp_path
 
 
 def test_a_restart_rebuilds_the_queue_and_still_expires_old_results(tmp_path):
-    engine = make_engine(tmp_path, retention_run=100.0)
-    ep = add_endpoint(engine)
-    worker = add_worker(engine, ep)
+    engine = engine_on_disk(tmp_path, retention_run=100.0)
+    ep = add_endpoint(engine, "ep-queue")
+    worker = add_worker(engine, ep, "w-1")
     finished = [engine.submit(ep, {"input": i}, "run").id for i in range(3)]
     for _ in finished:
         run_next(engine, ep, worker)
@@ -95,7 +71,7 @@ def test_a_restart_rebuilds_the_queue_and_still_expires_old_results(tmp_path):
     queued = engine.submit(ep, {"input": "queued"}, "run").id
     engine.store.close()
 
-    again = make_engine(tmp_path, retention_run=100.0)
+    again = engine_on_disk(tmp_path, retention_run=100.0)
     ep = again.endpoints["ep-queue"]
     assert list(ep.queue) == [interrupted, queued]  # the interrupted job runs again, first
     assert again.health(ep)["jobs"]["retried"] == 1 and again.jobs[interrupted].retries == 1

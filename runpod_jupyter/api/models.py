@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Iterable
 
 
 class JobStatus(str, enum.Enum):
@@ -386,3 +386,23 @@ GPU_POOLS: dict[str, GpuPool] = {
         GpuPool("HOPPER_141", 141, "H200", 0.00155),
     )
 }
+
+
+def per_second(pool_id: str | None, *, always_on: bool = False, default: float | None = None) -> float | None:
+    """USD per second for one worker of a pool: its flex price, or less ``ACTIVE_DISCOUNT`` for an
+    always-on one. A pool not in the table costs ``default`` (None: unknown)."""
+    pool = GPU_POOLS.get(pool_id or "")
+    flex = pool.price_per_second if pool is not None else default
+    if flex is None:
+        return None
+    return flex * (1 - ACTIVE_DISCOUNT) if always_on else flex
+
+
+def hourly_cost_range(gpu_ids: Iterable[str], *, always_on: int = 0, flex: int = 0) -> tuple[float, float] | None:
+    """What ``always_on`` always-on workers and ``flex`` running ones cost an hour, on the cheapest
+    and on the dearest of the listed pools (RunPod may place them on any); None if none is known."""
+    costs = sorted(
+        3600 * (always_on * (per_second(g, always_on=True) or 0.0) + flex * (per_second(g) or 0.0))
+        for g in gpu_ids if g in GPU_POOLS
+    )
+    return (costs[0], costs[-1]) if costs else None

@@ -671,7 +671,8 @@ class Engine:
         release are marked active up to ``workersMin``; long-running charges settle every minute
         so the balance (and a negative one) shows while they run."""
         want = 0 if ep.disabled else ep.setting("workersMin", 0)
-        ready = [w for w in self._workers_of(ep.id) if w.state in ("idle", "running") and w.release == ep.release]
+        workers = self._workers_of(ep.id)
+        ready = [w for w in workers if w.state in ("idle", "running") and w.release == ep.release]
         active = [w for w in ready if w.active]
         for worker in active[want:]:  # workersMin went down
             self._charge(worker, now)
@@ -681,7 +682,7 @@ class Engine:
         for worker in [w for w in ready if not w.active][: max(0, want - len(active))]:
             self._charge(worker, now)  # ends a flex run in progress
             worker.active, worker.billing_since = True, now
-        for worker in self._workers_of(ep.id):
+        for worker in workers:
             if worker.active and worker.billing_since is not None and now - worker.billing_since >= SETTLE_EVERY:
                 self._charge(worker, now, settle=True)
 

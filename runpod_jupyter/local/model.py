@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..api.models import ACTIVE_DISCOUNT, GPU_POOLS
+from ..api.models import per_second
 from . import workers as wk
 from .jobs import Signal
 
@@ -104,9 +104,7 @@ def random_id(length: int = 14) -> str:
 
 def price(pool: str | None, *, active: bool = False) -> float:
     """USD per second for a worker of ``pool``: the flex price, or the always-on one."""
-    found = GPU_POOLS.get(pool or "")
-    flex = found.price_per_second if found else DEFAULT_PRICE
-    return flex * (1 - ACTIVE_DISCOUNT) if active else flex
+    return per_second(pool, always_on=active, default=DEFAULT_PRICE) or 0.0
 
 
 def init_timeout(ep: EndpointRuntime | None, default: float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.models import ACTIVE_DISCOUNT, GPU_POOLS, WORKER_STATES, JobStatus
+from ..api.models import GPU_POOLS, WORKER_STATES, JobStatus, hourly_cost_range, per_second
 from ..config import redact
 from ..findings import Finding
 from . import render
@@ -25,10 +25,8 @@ PROGRESS_HISTORY = 8
 
 
 def _per_hour(pool: str | None, *, always_on: bool = False) -> float | None:
-    found = GPU_POOLS.get(pool or "")
-    if found is None:
-        return None
-    return found.price_per_second * 3600 * ((1 - ACTIVE_DISCOUNT) if always_on else 1.0)
+    rate = per_second(pool, always_on=always_on)
+    return None if rate is None else rate * 3600
 
 
 def endpoint_state(
@@ -116,14 +114,11 @@ def _cost(backend: str, gathered: Any, listed: list[dict[str, Any]], spec: Any) 
     elif health is not None:
         always_on = min(spec.workers_min if spec else 0, health.workers.idle + health.workers.running)
         flex = max(0, health.workers.running - always_on)
-        pools = [GPU_POOLS[g] for g in (spec.gpu_ids if spec else ()) if g in GPU_POOLS]
+        span = hourly_cost_range(spec.gpu_ids if spec else (), always_on=always_on, flex=flex)
         if not always_on and not flex:
             out["perHour"] = 0.0
-        elif pools:
-            out["perHourRange"] = [
-                always_on * _per_hour(p.id, always_on=True) + flex * _per_hour(p.id)
-                for p in (min(pools, key=lambda p: p.price_per_second), max(pools, key=lambda p: p.price_per_second))
-            ]
+        elif span is not None:
+            out["perHourRange"] = list(span)
             out["estimated"] = True
     return out
 
