@@ -8,6 +8,7 @@ import re
 import time
 
 import nbformat
+from lab_page import run_next_cell, wait_for_kernel_idle
 from playwright.sync_api import Page, expect
 
 from runpod_jupyter import journal
@@ -29,18 +30,6 @@ NOTEBOOK = [
     "job = nbecho.run({'greeting': 'hello'})\n"
     "print('RESULT', job.result(timeout=60))",
 ]
-
-KERNEL_IDLE = """() => {
-  const widget = window.jupyterapp.shell.currentWidget;
-  const kernel = widget && widget.sessionContext && widget.sessionContext.session
-    && widget.sessionContext.session.kernel;
-  return !!kernel && kernel.status === 'idle';
-}"""
-
-
-def run_next_cell(page: Page) -> None:
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-cell-and-select-next')")
-
 
 def count(row, key: str):
     return row.locator(f'.rp-Count[data-count="{key}"] b')
@@ -90,7 +79,7 @@ def test_sidebar_follows_endpoints_jobs_and_acts(page: Page, lab, ui_runpod, con
         expect(row).to_have_class(re.compile(r"\brp-mod-focused\b"))
 
         # The notebook deploys its own endpoint; it appears, idle, with nothing done yet.
-        page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+        wait_for_kernel_idle(page)
         run_next_cell(page)
         run_next_cell(page)
         nb_row = panel.locator(".rp-Endpoint", has=page.locator(".rp-EndpointName", has_text="nbecho"))

@@ -10,16 +10,8 @@ import struct
 import zlib
 
 import nbformat
-import pytest
+from lab_page import run_next_cell, wait_for_kernel_idle
 from playwright.sync_api import Page, expect
-
-KERNEL_IDLE = """() => {
-  const widget = window.jupyterapp.shell.currentWidget;
-  const kernel = widget && widget.sessionContext && widget.sessionContext.session
-    && widget.sessionContext.session.kernel;
-  return !!kernel && kernel.status === 'idle';
-}"""
-
 
 def _png(width: int = 120, height: int = 48) -> str:
     """A small gradient PNG, base64: a real image for the stream to carry."""
@@ -63,18 +55,6 @@ def _luminance(page: Page, selector: str, prop: str) -> float:
     return (0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]) / 255
 
 
-@pytest.fixture()
-def console_errors(page: Page) -> list[str]:
-    errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return errors
-
-
-def run_next_cell(page: Page) -> None:
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-cell-and-select-next')")
-
-
 def test_views_stream_live_and_leave_a_snapshot(page: Page, lab, ui_runpod, console_errors, docs_dir):
     expect.set_options(timeout=60_000)
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in _cells()])
@@ -83,7 +63,7 @@ def test_views_stream_live_and_leave_a_snapshot(page: Page, lab, ui_runpod, cons
 
     page.set_viewport_size({"width": 1280, "height": 1500})
     page.goto(lab.page_url("lab/tree/widgets.ipynb"))
-    page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+    wait_for_kernel_idle(page)
     page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
     run_next_cell(page)
     run_next_cell(page)
