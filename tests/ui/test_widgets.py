@@ -43,6 +43,7 @@ def _cells() -> list[str]:
         "        if i == 2:\n"
         "            yield {'image': IMAGE, 'step': i}\n",
         "job = painter.run({'n': 10, 'delay': 0.7})\njob",
+        "painter.map([{'n': 'x', 'delay': 0}, {'n': 2, 'delay': 1.5}, {'n': 2, 'delay': 1.5}])",
     ]
 
 
@@ -108,6 +109,15 @@ def test_views_stream_live_and_leave_a_snapshot(page: Page, lab, ui_runpod, cons
     expect(snapshot.locator("img")).to_have_count(1)
     expect(job).to_have_count(0)
     expect(endpoint.locator('.rpj-chip[data-job="completed"] b')).to_have_text("1")
+
+    # A batch: counts by status, and its failure listed while the other jobs still run; then its snapshot.
+    run_next_cell(page)
+    batch = page.locator(".rpj-batch")
+    expect(batch.locator(".rpj-title")).to_have_text("Batch of 3")
+    expect(batch.locator('.rpj-chip[data-status="FAILED"] b')).to_have_text("1")
+    expect(batch.locator(".rpj-failures")).to_contain_text("#0")
+    expect(page.locator(".runpod-jupyter-static[data-kind='batch']")).to_contain_text("3/3 done")
+    expect(batch).to_have_count(0)
 
     # The dark theme: the views take their colours from JupyterLab's variables.
     page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
