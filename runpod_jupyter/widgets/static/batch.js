@@ -10,19 +10,10 @@ function render({ model, el }) {
   const failures = h("div", { class: "rpj-failures" });
   const notice = h("div", { class: "rpj-notice rpj-notice-error" });
   el.append(head, bar, chips, failures, notice);
-  let connected = false;
-  let closed = false;
-
-  function close() {
-    if (closed) return;
-    closed = true;
-    model.off("change:state", draw);
-    model.send({ type: "view", event: "close" });
-  }
+  const life = viewLife(model, el, { "change:state": draw });
 
   function draw() {
-    if (el.isConnected) connected = true;
-    else if (connected) return close();
+    if (!life.alive()) return;
     const s = model.get("state");
     if (!s || s.total === undefined) return;
     head.replaceChildren(
@@ -53,10 +44,7 @@ function render({ model, el }) {
     notice.textContent = s.error ? `State unavailable: ${s.error}` : "";
   }
 
-  model.on("change:state", draw);
-  draw();
-  model.send({ type: "view", event: "open" });
-  return close;
+  return life.open(draw);
 }
 
 export default { render };

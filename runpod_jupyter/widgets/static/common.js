@@ -24,3 +24,35 @@ function liveBadge(model, live) {
   if (live !== "final") badge.addEventListener("click", () => model.send({ type: "action", name: "refresh" }));
   return badge;
 }
+
+// A view's life with the kernel. `open(first)` subscribes the handlers, draws, and tells the kernel a
+// view is showing; `close` (also what render returns, for a disposal) unsubscribes and tells it once.
+// A view can also be replaced on the page without being disposed: `alive()` notices that it was shown
+// and is no longer, and closes it then.
+function viewLife(model, el, handlers) {
+  let connected = false;
+  let closed = false;
+
+  function close() {
+    if (closed) return;
+    closed = true;
+    for (const [event, handler] of Object.entries(handlers)) model.off(event, handler);
+    model.send({ type: "view", event: "close" });
+  }
+
+  function alive() {
+    if (closed) return false;
+    if (el.isConnected) connected = true;
+    else if (connected) { close(); return false; }
+    return true;
+  }
+
+  function open(first) {
+    for (const [event, handler] of Object.entries(handlers)) model.on(event, handler);
+    first();
+    model.send({ type: "view", event: "open" });
+    return close;
+  }
+
+  return { alive, open };
+}

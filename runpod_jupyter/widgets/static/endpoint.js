@@ -130,19 +130,10 @@ function render({ model, el }) {
   const controls = actions(model);
   const notice = h("div", { class: "rpj-notice" });
   el.append(head, main, controls.node, notice);
-  let connected = false;
-  let closed = false;
-
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    model.off("change:state", draw);
-    model.send({ type: "view", event: "close" });
-  };
+  const life = viewLife(model, el, { "change:state": draw });
 
   function draw() {
-    if (el.isConnected) connected = true;
-    else if (connected) return close(); // replaced on the page without being disposed
+    if (!life.alive()) return;
     const s = model.get("state");
     if (!s || !s.workers) return;
     head.replaceChildren(
@@ -159,10 +150,7 @@ function render({ model, el }) {
     notice.textContent = s.busy ? `${s.busy}…` : n ? n.text : "";
   }
 
-  model.on("change:state", draw);
-  draw();
-  model.send({ type: "view", event: "open" });
-  return close;
+  return life.open(draw);
 }
 
 export default { render };

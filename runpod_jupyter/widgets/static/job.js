@@ -57,8 +57,7 @@ function render({ model, el }) {
   let chunks = 0;
   let logLines = 0;
   let lastFraction = null;
-  let connected = false;
-  let closed = false;
+  const life = viewLife(model, el, { "change:state": draw, "change:tail": onTail, "msg:custom": onCustom });
 
   function addLogs(lines) {
     if (!lines.length) return;
@@ -78,7 +77,7 @@ function render({ model, el }) {
 
   function onTail() {
     const t = model.get("tail");
-    if (!t || waiting || t.seq <= seq || !alive()) return;
+    if (!t || waiting || t.seq <= seq || !life.alive()) return;
     if (t.seq !== seq + 1) { // a batch went missing: start over from a replay
       waiting = true;
       model.send({ type: "view", event: "replay" });
@@ -92,7 +91,7 @@ function render({ model, el }) {
   }
 
   function onCustom(msg) {
-    if (!msg || msg.type !== "replay" || !alive()) return;
+    if (!msg || msg.type !== "replay" || !life.alive()) return;
     stream.replaceChildren();
     if (msg.dropped) stream.append(h("div", { class: "rpj-muted" }, `… ${msg.dropped} earlier item(s) not shown`));
     appendItems(stream, msg.items);
@@ -120,7 +119,7 @@ function render({ model, el }) {
   }
 
   function draw() {
-    if (!alive()) return;
+    if (!life.alive()) return;
     const s = model.get("state");
     if (!s || !s.status) return;
     cancel.disabled = s.final || Boolean(s.busy);
@@ -168,28 +167,7 @@ function render({ model, el }) {
     notice.textContent = s.busy ? `${s.busy}…` : (n ? n.text : "") + (s.streamError ? ` Stream: ${s.streamError}` : "");
   }
 
-  function alive() {
-    if (closed) return false;
-    if (el.isConnected) connected = true;
-    else if (connected) { close(); return false; } // replaced on the page without being disposed
-    return true;
-  }
-
-  function close() {
-    if (closed) return;
-    closed = true;
-    model.off("change:state", draw);
-    model.off("change:tail", onTail);
-    model.off("msg:custom", onCustom);
-    model.send({ type: "view", event: "close" });
-  }
-
-  model.on("change:state", draw);
-  model.on("change:tail", onTail);
-  model.on("msg:custom", onCustom);
-  draw();
-  model.send({ type: "view", event: "open" });
-  return close;
+  return life.open(draw);
 }
 
 export default { render };
