@@ -17,16 +17,16 @@ Targets: at most 1/20 of the naive widget's messages; idle poller under 1% of on
 from __future__ import annotations
 
 import json
-import queue
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "widgets"))
 
 from _common import create_endpoint, embedded_runpod, note, result, scratch, wait_idle, worker_project  # noqa: E402
+from kernel_tap import IOPubTap  # noqa: E402
 
 CHUNKS = 10_000
 IDLE_WINDOW = 30.0
@@ -124,38 +124,6 @@ print("RUN", json.dumps({{"cpu": time.process_time() - cpu0, "wall": time.monoto
 """
 
 
-class Tap:
-    """Every IOPub message, with the time it arrived (a browser's view of the kernel)."""
-
-    def __init__(self, connection_file: str) -> None:
-        from jupyter_client import BlockingKernelClient
-
-        self.client = BlockingKernelClient()
-        self.client.load_connection_file(connection_file)
-        self.client.start_channels(shell=False, iopub=True, stdin=False, hb=False, control=False)
-        self.messages: list[tuple[float, dict[str, Any]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.messages.append((time.monotonic(), self.client.get_iopub_msg(timeout=0.2)))
-            except queue.Empty:
-                continue
-
-    def comm_msgs(self, comm_id: str) -> list[float]:
-        """When the kernel sent each comm message of one widget (its header's date)."""
-        return sorted(m["header"]["date"].timestamp() for _, m in self.messages
-                      if m["msg_type"] == "comm_msg" and m["content"].get("comm_id") == comm_id)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.client.stop_channels()
-
-
 def run_cell(kc: Any, code: str, timeout: float = 240.0) -> dict[str, Any]:
     """Execute ``code``; return the JSON it printed after ``RUN`` (or {} if none)."""
     lines: list[str] = []
@@ -193,7 +161,7 @@ def main() -> None:
         spec = create_endpoint(client, project, workers_max=1, idle_timeout=600)
         wait_idle(client.endpoint(spec.id), 1, timeout=90)
         km, kc = start_new_kernel(kernel_name="python3", cwd=str(root))
-        tap = Tap(km.connection_file)
+        tap = IOPubTap(km.connection_file)
         try:
             run_cell(kc, SETUP.format(state=str(instance.state_file), endpoint=spec.id))
             note("naive widget: one update per chunk …")
@@ -215,8 +183,8 @@ def main() -> None:
     for name, run in (("naive", naive), ("ours", ours)):
         if not run.get("done") or run.get("chunks") != CHUNKS or run.get("shown") != CHUNKS:
             raise SystemExit(f"the {name} run did not see all {CHUNKS} chunks: {run}")
-    naive_msgs = len(tap.comm_msgs(naive["comm"]))
-    ours_times = tap.comm_msgs(ours["comm"])
+    naive_msgs = tap.comm_msg_count(naive["comm"])
+    ours_times = tap.sent_times(ours["comm"])
     ours_msgs = len(ours_times)
     idle_pct = idle["cpu"] / idle["wall"] * 100
     baseline_pct = baseline["cpu"] / baseline["wall"] * 100

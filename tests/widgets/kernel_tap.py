@@ -59,6 +59,11 @@ class IOPubTap:
                 out.append(state[trait])
         return out
 
+    def sent_times(self, comm_id: str) -> list[float]:
+        """When the kernel sent each ``comm_msg`` of one widget (its header's date), in order."""
+        return sorted(m["header"]["date"].timestamp() for m in self.comm_messages()
+                      if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == comm_id)
+
     def comm_msg_count(self, comm_id: str | None = None) -> int:
         return sum(1 for m in self.comm_messages()
                    if m["msg_type"] == "comm_msg" and (comm_id is None or m["content"]["comm_id"] == comm_id))
