@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import FAST, LOCAL_KEY  # noqa: E402
+from support import embedded_runpod  # noqa: E402
 
 _SCRUBBED = (
     "RUNPOD_API_KEY", "RUNPOD_JUPYTER_BACKEND", "RUNPOD_ENDPOINT_BASE_URL", "RUNPOD_API_BASE_URL",
@@ -38,12 +38,8 @@ def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def local_runpod(tmp_path_factory: pytest.TempPathFactory):
     """A real embedded RunPod process for this module, stopped (with its workers) afterwards."""
-    from runpod_jupyter import local
-
-    root = tmp_path_factory.mktemp("local")
-    instance = local.start(data_dir=root / "data", state_file=root / "state.json", api_key=LOCAL_KEY, tuning=FAST)
-    yield instance
-    local.stop(state_file=instance.state_file)
+    with embedded_runpod(tmp_path_factory.mktemp("local")) as instance:
+        yield instance
 
 
 @pytest.fixture()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 LOCAL_KEY = "local-test-key-0f9d8c7b6a"
 #: Faster clocks for tests; every value is a real setting of the embedded RunPod.
@@ -23,6 +24,18 @@ FAST: dict[str, Any] = {
 }
 
 
+
+@contextlib.contextmanager
+def embedded_runpod(root: Path, api_key: str = LOCAL_KEY) -> Iterator[Any]:
+    """A real embedded RunPod keeping its data under ``root``, with the fast test clocks; stopped
+    (with its workers) on the way out."""
+    from runpod_jupyter import local
+
+    instance = local.start(data_dir=root / "data", state_file=root / "state.json", api_key=api_key, tuning=FAST)
+    try:
+        yield instance
+    finally:
+        local.stop(state_file=instance.state_file)
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -27,7 +27,7 @@ from runpod_jupyter.api import (
 from runpod_jupyter.api import _wire, rest
 from runpod_jupyter.api.errors import ConfigError
 from runpod_jupyter.config import Secret, Settings
-from support import deploy, local_post
+from support import deploy, embedded_runpod, local_post
 
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
 
@@ -216,24 +216,16 @@ def test_purged_job_is_gone_with_a_reason(client, tmp_path):
 
 def test_disabled_endpoint_is_explained(tmp_path, tmp_path_factory):
     """Negative balance: REST answers "Not Found" for everything while GraphQL lists the endpoint."""
-    from runpod_jupyter import local
-    from support import FAST, LOCAL_KEY
-
-    root = tmp_path_factory.mktemp("broke")
-    instance = local.start(data_dir=root / "data", state_file=root / "state.json", api_key=LOCAL_KEY, tuning=FAST)
-    try:
-        with Client(instance.settings()) as api:
-            spec, ep = deploy(api, tmp_path, "print('unused')\n", wait_idle=False, workers_max=0)
-            local_post(instance, "/local/account", {"balance": -1.0})
-            with pytest.raises(EndpointNotFoundError) as caught:
-                ep.run({})
-            assert "balance" in str(caught.value) and "recreate" in str(caught.value)
-            assert any(e.id == spec.id for e in api.list_endpoints())  # GraphQL still lists it
-            local_post(instance, "/local/account", {"balance": 10.0})
-            with pytest.raises(EndpointNotFoundError):  # stays broken after topping up
-                ep.status("whatever")
-    finally:
-        local.stop(state_file=instance.state_file)
+    with embedded_runpod(tmp_path_factory.mktemp("broke")) as instance, Client(instance.settings()) as api:
+        spec, ep = deploy(api, tmp_path, "print('unused')\n", wait_idle=False, workers_max=0)
+        local_post(instance, "/local/account", {"balance": -1.0})
+        with pytest.raises(EndpointNotFoundError) as caught:
+            ep.run({})
+        assert "balance" in str(caught.value) and "recreate" in str(caught.value)
+        assert any(e.id == spec.id for e in api.list_endpoints())  # GraphQL still lists it
+        local_post(instance, "/local/account", {"balance": 10.0})
+        with pytest.raises(EndpointNotFoundError):  # stays broken after topping up
+            ep.status("whatever")
 
 
 def test_cloud_only_bodies():

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from build_support import SKOPEO, local_index, make_project, push_image, unique
+from runpod_jupyter.api import Client, EndpointSpec, JobStatus, TemplateSpec
 from runpod_jupyter.build import VENDOR_DIR, BaseImage, build_and_push
+from support import embedded_runpod, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -102,31 +104,17 @@ def test_the_image_runs_its_handler_in_a_chroot(worker_image):
 
 
 def test_the_image_answers_a_job_from_the_embedded_runpod(worker_image, tmp_path):
-    try:
-        from runpod_jupyter import local
-        from runpod_jupyter.api import Client, EndpointSpec, JobStatus, TemplateSpec
-    except ImportError as exc:  # pragma: no cover - depends on the embedded RunPod being present
-        pytest.skip(f"the embedded RunPod (runpod_jupyter.local) is not available: {exc}")
-    if not hasattr(local, "start"):
-        pytest.skip("runpod_jupyter.local.start is not available")
     result, bundle, process = worker_image
-    from support import FAST, LOCAL_KEY, wait_for  # tests/support.py: the embedded RunPod's test settings
-
-    instance = local.start(data_dir=tmp_path / "data", state_file=tmp_path / "state.json", api_key=LOCAL_KEY,
-                           tuning=FAST)
-    try:
-        with Client(instance.settings()) as client:
-            name = f"e2e-{uuid.uuid4().hex[:8]}"
-            template = client.save_template(TemplateSpec(name=name, image_name=f"local:{bundle}",
-                                                         docker_args=shlex.join(container_command(bundle, process))))
-            spec = client.save_endpoint(EndpointSpec(name=name, template_id=template.id, gpu_ids=("ADA_24",),
-                                                     workers_max=1))
-            endpoint = client.endpoint(spec.id)
-            job = endpoint.run({"n": 100})
-            status = wait_for(lambda: (lambda j: j if j.status.is_final else None)(endpoint.status(job.id)),
-                              timeout=90, what="the job to finish in the image's worker")
-            assert status.status is JobStatus.COMPLETED, status
-            assert status.output["sum"] == 4950 and status.output["vendored"] == "1.0"
-            assert status.output["from"] == f"{VENDOR_DIR}/rpj_pure/__init__.py"
-    finally:
-        local.stop(state_file=tmp_path / "state.json")
+    with embedded_runpod(tmp_path) as instance, Client(instance.settings()) as client:
+        name = f"e2e-{uuid.uuid4().hex[:8]}"
+        template = client.save_template(TemplateSpec(name=name, image_name=f"local:{bundle}",
+                                                     docker_args=shlex.join(container_command(bundle, process))))
+        spec = client.save_endpoint(EndpointSpec(name=name, template_id=template.id, gpu_ids=("ADA_24",),
+                                                 workers_max=1))
+        endpoint = client.endpoint(spec.id)
+        job = endpoint.run({"n": 100})
+        status = wait_for(lambda: (lambda j: j if j.status.is_final else None)(endpoint.status(job.id)),
+                          timeout=90, what="the job to finish in the image's worker")
+        assert status.status is JobStatus.COMPLETED, status
+        assert status.output["sum"] == 4950 and status.output["vendored"] == "1.0"
+        assert status.output["from"] == f"{VENDOR_DIR}/rpj_pure/__init__.py"

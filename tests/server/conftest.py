@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from support import FAST
+from support import embedded_runpod
 
 MARKER_KEY = "marker-cloud-key-5Hq8ZtV2"
 PLUGIN = "pytest_jupyter.jupyter_server"
@@ -33,12 +33,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="module")
 def cloud_runpod(tmp_path_factory: pytest.TempPathFactory):
-    from runpod_jupyter import local
-
-    root = tmp_path_factory.mktemp("cloud")
-    instance = local.start(data_dir=root / "data", state_file=root / "state.json", api_key=MARKER_KEY, tuning=FAST)
-    yield instance
-    local.stop(state_file=instance.state_file)
+    with embedded_runpod(tmp_path_factory.mktemp("cloud"), api_key=MARKER_KEY) as instance:
+        yield instance
 
 
 @pytest.fixture()
