@@ -59,8 +59,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}ms"
+def ms(seconds: float, digits: int = 1) -> str:
+    """Seconds as milliseconds, for RESULT figures (their keys say ``_ms``) and notes."""
+    return f"{seconds * 1000:.{digits}f}"
 
 
 def result(name: str, **figures: Any) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import IMPORT_PROBE, load1, median, note, result, scratch, time_in_fresh_interpreter as probe  # noqa: E402
+from _common import IMPORT_PROBE, load1, median, ms, note, result, scratch, time_in_fresh_interpreter as probe  # noqa: E402
 
 RUNS = 7
 
@@ -36,16 +36,16 @@ def main() -> None:
         for i in range(RUNS):  # interleaved, so drift in machine load hits both alike
             ours.append(probe(IMPORT_PROBE.format(module="runpod_jupyter"), home))
             sdk.append(probe(IMPORT_PROBE.format(module="runpod"), home))
-            note(f"run {i + 1}/{RUNS}: runpod_jupyter {ours[-1] * 1000:.2f} ms, runpod {sdk[-1] * 1000:.0f} ms")
+            note(f"run {i + 1}/{RUNS}: runpod_jupyter {ms(ours[-1], 2)} ms, runpod {ms(sdk[-1], 0)} ms")
         figures = {
-            "runpod_jupyter_ms": f"{median(ours) * 1000:.2f}",
-            "runpod_ms": f"{median(sdk) * 1000:.0f}",
+            "runpod_jupyter_ms": ms(median(ours), 2),
+            "runpod_ms": ms(median(sdk), 0),
             "speedup": f"{median(sdk) / median(ours):.0f}x",
             "target": ">=10x",
         }
         if importlib.util.find_spec("runpod_jupyter.magics") is not None:
             load_ext = [probe(LOAD_EXT_PROBE, home) for _ in range(RUNS)]
-            figures["load_ext_ms"] = f"{median(load_ext) * 1000:.2f}"
+            figures["load_ext_ms"] = ms(median(load_ext), 2)
         else:
             figures["load_ext_ms"] = "skipped(no_runpod_jupyter.magics)"
         figures["runs"] = RUNS

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     load1,
-    ECHO_HANDLER, IMPORT_PROBE, create_endpoint, embedded_runpod, local_workers, median, note, result,
+    ECHO_HANDLER, IMPORT_PROBE, create_endpoint, embedded_runpod, local_workers, median, ms, note, result,
     scratch, sdk_dev_server, time_in_fresh_interpreter, wait_until, worker_project,
 )
 
@@ -59,9 +59,9 @@ def main() -> None:
             spawn_wait.append(worker["startedAt"] - created)
             worker_start.append(worker["readyAt"] - worker["startedAt"])
             noticed.append(seen - worker["readyAt"])
-            note(f"deploy {i + 1}/{REPEATS}: {totals[-1] * 1000:.0f} ms "
-                 f"(graphql {graphql[-1] * 1000:.0f}, spawn wait {spawn_wait[-1] * 1000:.0f}, "
-                 f"worker start {worker_start[-1] * 1000:.0f}, noticed {noticed[-1] * 1000:.0f})")
+            note(f"deploy {i + 1}/{REPEATS}: {ms(totals[-1], 0)} ms "
+                 f"(graphql {ms(graphql[-1], 0)}, spawn wait {ms(spawn_wait[-1], 0)}, "
+                 f"worker start {ms(worker_start[-1], 0)}, noticed {ms(noticed[-1], 0)})")
             client.delete_endpoint(spec.id)
             client.delete_template(spec.name)
             # The next endpoint must not share the CPU with this one's worker still shutting down.
@@ -72,7 +72,7 @@ def main() -> None:
             start = time.time()
             with sdk_dev_server(project, root / "sdk-home"):
                 peer.append(time.time() - start)
-            note(f"sdk dev server {i + 1}/{REPEATS}: {peer[-1] * 1000:.0f} ms")
+            note(f"sdk dev server {i + 1}/{REPEATS}: {ms(peer[-1], 0)} ms")
         for _ in range(REPEATS):
             imports.append(time_in_fresh_interpreter(IMPORT_PROBE.format(module="runpod"), root / "sdk-home"))
             probes.append(time_in_fresh_interpreter(CPUINFO_PROBE, root / "sdk-home"))
@@ -82,15 +82,15 @@ def main() -> None:
     share = median(parts[dominant]) / median(totals)
     result(
         "local_cold_deploy",
-        deploy_to_idle_p50_ms=f"{median(totals) * 1000:.0f}",
-        graphql_p50_ms=f"{median(graphql) * 1000:.0f}",
-        spawn_wait_p50_ms=f"{median(spawn_wait) * 1000:.0f}",
-        worker_start_p50_ms=f"{median(worker_start) * 1000:.0f}",
-        health_noticed_p50_ms=f"{median(noticed) * 1000:.0f}",
-        sdk_dev_server_start_p50_ms=f"{median(peer) * 1000:.0f}",
+        deploy_to_idle_p50_ms=ms(median(totals), 0),
+        graphql_p50_ms=ms(median(graphql), 0),
+        spawn_wait_p50_ms=ms(median(spawn_wait), 0),
+        worker_start_p50_ms=ms(median(worker_start), 0),
+        health_noticed_p50_ms=ms(median(noticed), 0),
+        sdk_dev_server_start_p50_ms=ms(median(peer), 0),
         dominated_by=f"{dominant}({share:.0%})",
-        import_runpod_p50_ms=f"{median(imports) * 1000:.0f}",
-        of_which_cpuinfo_probe_p50_ms=f"{median(probes) * 1000:.0f}",
+        import_runpod_p50_ms=ms(median(imports), 0),
+        of_which_cpuinfo_probe_p50_ms=ms(median(probes), 0),
         n=REPEATS,
         load1_at_start=load_at_start,
         target="<2500ms",

@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     load1,
-    ECHO_HANDLER, bare_platform, create_endpoint, embedded_runpod, median, note, percentile, result, scratch,
-    sdk_dev_server, wait_idle, worker_project,
+    ECHO_HANDLER, bare_platform, create_endpoint, embedded_runpod, median, ms, note, percentile, result,
+    scratch, sdk_dev_server, wait_idle, worker_project,
 )
 
 REQUESTS = 40
@@ -112,8 +112,8 @@ def main() -> None:
                 bare_idle.append(took)
                 bare_exec.append(execution)
             note(
-                f"idle: ours p50 {median(ours_idle) * 1000:.1f} ms, sdk dev server p50 {median(theirs_idle) * 1000:.1f} ms,"
-                f" bare control plane p50 {median(bare_idle) * 1000:.1f} ms"
+                f"idle: ours p50 {ms(median(ours_idle))} ms, sdk dev server p50 {ms(median(theirs_idle))} ms,"
+                f" bare control plane p50 {ms(median(bare_idle))} ms"
             )
 
             time.sleep(GAP[1])
@@ -121,27 +121,27 @@ def main() -> None:
             theirs_b2b = [theirs(i) for i in range(BACK_TO_BACK)]
             time.sleep(GAP[1])
             bare_b2b = [bare(i)[0] for i in range(BACK_TO_BACK) if time.monotonic() < deadline + 60]
-            note(f"b2b: ours p50 {median(ours_b2b) * 1000:.1f} ms, sdk dev server p50 {median(theirs_b2b) * 1000:.1f} ms")
+            note(f"b2b: ours p50 {ms(median(ours_b2b))} ms, sdk dev server p50 {ms(median(theirs_b2b))} ms")
 
     ratio = median(ours_idle) / median(theirs_idle)
     outside_ours = [t - e for t, e in zip(ours_idle, ours_exec)]
     outside_bare = [t - e for t, e in zip(bare_idle, bare_exec)]
     result(
         "local_roundtrip",
-        idle_ours_p50_ms=f"{median(ours_idle) * 1000:.1f}",
-        idle_ours_p95_ms=f"{percentile(ours_idle, 95) * 1000:.1f}",
-        idle_sdk_dev_p50_ms=f"{median(theirs_idle) * 1000:.1f}",
-        idle_sdk_dev_p95_ms=f"{percentile(theirs_idle, 95) * 1000:.1f}",
+        idle_ours_p50_ms=ms(median(ours_idle)),
+        idle_ours_p95_ms=ms(percentile(ours_idle, 95)),
+        idle_sdk_dev_p50_ms=ms(median(theirs_idle)),
+        idle_sdk_dev_p95_ms=ms(percentile(theirs_idle, 95)),
         idle_ratio=f"{ratio:.1f}x",
-        idle_worker_execution_p50_ms=f"{median(ours_exec) * 1000:.1f}",
-        idle_outside_worker_p50_ms=f"{median(outside_ours) * 1000:.1f}",
-        b2b_ours_p50_ms=f"{median(ours_b2b) * 1000:.0f}",
-        b2b_sdk_dev_p50_ms=f"{median(theirs_b2b) * 1000:.1f}",
-        idle_bare_p50_ms=f"{median(bare_idle) * 1000:.1f}",
-        idle_bare_p95_ms=f"{percentile(bare_idle, 95) * 1000:.1f}",
-        idle_bare_outside_worker_p50_ms=f"{median(outside_bare) * 1000:.1f}",
+        idle_worker_execution_p50_ms=ms(median(ours_exec)),
+        idle_outside_worker_p50_ms=ms(median(outside_ours)),
+        b2b_ours_p50_ms=ms(median(ours_b2b), 0),
+        b2b_sdk_dev_p50_ms=ms(median(theirs_b2b)),
+        idle_bare_p50_ms=ms(median(bare_idle)),
+        idle_bare_p95_ms=ms(percentile(bare_idle, 95)),
+        idle_bare_outside_worker_p50_ms=ms(median(outside_bare)),
         control_plane_vs_bare=f"{median(outside_ours) / median(outside_bare):.2f}x",
-        b2b_bare_p50_ms=f"{median(bare_b2b) * 1000:.0f}",
+        b2b_bare_p50_ms=ms(median(bare_b2b), 0),
         n=len(ours_idle),
         load1_at_start=load_at_start,
         target="ratio<=1.0x",

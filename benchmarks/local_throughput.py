@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
     load1,
-    create_endpoint, embedded_runpod, note, percentile, result, scratch, wait_idle, worker_project,
+    create_endpoint, embedded_runpod, ms, note, percentile, result, scratch, wait_idle, worker_project,
 )
 
 JOBS = 1000
@@ -188,7 +188,7 @@ def main() -> None:
         passes = asyncio.run(main_async(instance, spec.id))
 
     def lat(record: Pass, q: float) -> str:
-        return f"{percentile(record.latencies, q) * 1000:.0f}" if record.latencies else "n/a"
+        return ms(percentile(record.latencies, q), 0) if record.latencies else "n/a"
 
     figures: dict[str, Any] = {}
     met = []
