@@ -182,18 +182,18 @@ def worker_project(root: Path, source: str) -> Path:
 def embedded_runpod(root: Path, tuning: dict[str, Any] | None = None) -> Iterator[Any]:
     """An embedded RunPod with its own data dir and state file (production timings unless
     ``tuning`` says otherwise), stopped with its workers on the way out."""
-    from runpod_jupyter import local
+    from runpod_jupyter import embedded
 
     os.environ["RUNPOD_JUPYTER_DATA_DIR"] = str(root / "user-data")
     os.environ["JUPYTER_RUNTIME_DIR"] = str(root / "runtime")
     for key in SCRUBBED:
         os.environ.pop(key, None)
     state = root / "state.json"
-    instance = local.start(data_dir=root / "data", state_file=state, api_key=BENCH_KEY, tuning=tuning)
+    instance = embedded.start(data_dir=root / "data", state_file=state, api_key=BENCH_KEY, tuning=tuning)
     try:
         yield instance
     finally:
-        local.stop(state_file=state)
+        embedded.stop(state_file=state)
 
 
 def create_endpoint(client: Any, project: Path, **fields: Any) -> Any:

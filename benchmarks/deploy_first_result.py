@@ -86,7 +86,7 @@ def main() -> int:
 
     from IPython.testing.globalipapp import start_ipython
 
-    from runpod_jupyter import local
+    from runpod_jupyter import embedded
 
     shell = start_ipython()
     shell.run_line_magic("load_ext", "runpod_jupyter")
@@ -97,7 +97,7 @@ def main() -> int:
             warm = [ours_first_result(shell, f"bench_warm_{i}") for i in range(ROUNDS)]
         sdk = [sdk_first_result(Path(tempfile.mkdtemp(dir=root))) for _ in range(ROUNDS)]
     finally:
-        local.stop()
+        embedded.stop()
     ours_median, sdk_median = statistics.median(warm), statistics.median(sdk)
     print(f"ours (embedded RunPod running): {', '.join(f'{t:.2f}' for t in warm)} s; cold start {cold:.2f} s")
     print(f"SDK --rp_serve_api:             {', '.join(f'{t:.2f}' for t in sdk)} s")

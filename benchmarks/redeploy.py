@@ -33,10 +33,10 @@ from pathlib import Path
 
 import httpx
 
-from runpod_jupyter.build import BaseImage, build_and_push
-from runpod_jupyter.build.image import DOCKER_CONFIG, DOCKER_LAYER, canonical_json
-from runpod_jupyter.build.layers import tree, write_layer
-from runpod_jupyter.build.registry import DOCKER_MANIFEST, Registry, sha256_digest
+from runpod_jupyter.image import BaseImage, build_and_push
+from runpod_jupyter.image.manifest import DOCKER_CONFIG, DOCKER_LAYER, canonical_json
+from runpod_jupyter.image.layers import tree, write_layer
+from runpod_jupyter.image.registry import DOCKER_MANIFEST, Registry, sha256_digest
 
 TARGET_SPEEDUP = 50.0
 TARGET_BYTES = 8 * 1024

@@ -48,9 +48,9 @@ runpod.serverless.start({{"handler": handler, "return_aggregate_stream": False}}
 SETUP = """
 import json, time
 from pathlib import Path
-from runpod_jupyter import local
-from runpod_jupyter.handles import Deployment
-instance = local.find(Path({state!r}))
+from runpod_jupyter import embedded
+from runpod_jupyter.deployment import Deployment
+instance = embedded.find(Path({state!r}))
 dep = Deployment(name="bench", endpoint_id={endpoint!r}, backend="local", settings=instance.settings())
 def timed(fn, spent):
     # fn, adding the CPU time its calls take (in their own thread) to spent[0]

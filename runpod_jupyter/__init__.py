@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # Public names resolved on first use (PEP 562), so `import runpod_jupyter` stays fast.
 _LAZY = {
     "deploy": ("runpod_jupyter.deployer", "deploy"),
-    "Deployment": ("runpod_jupyter.handles", "Deployment"),
-    "Job": ("runpod_jupyter.handles", "Job"),
+    "Deployment": ("runpod_jupyter.deployment", "Deployment"),
+    "Job": ("runpod_jupyter.deployment", "Job"),
     "Client": ("runpod_jupyter.api", "Client"),
     "AsyncClient": ("runpod_jupyter.api", "AsyncClient"),
-    "RunpodError": ("runpod_jupyter.api.errors", "RunpodError"),
+    "RunpodError": ("runpod_jupyter.errors", "RunpodError"),
 }
 
 __all__ = ["__version__", *_LAZY]

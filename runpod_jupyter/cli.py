@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
-from . import __version__
+from ._version import __version__
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -26,17 +26,17 @@ def _local_serve(args: argparse.Namespace) -> int:
 
 
 def _local_stop(args: argparse.Namespace) -> int:
-    from . import local
+    from . import embedded
 
-    stopped = local.stop()
+    stopped = embedded.stop()
     print("Stopped the embedded RunPod." if stopped else "The embedded RunPod was not running.")
     return 0
 
 
 def _local_status(args: argparse.Namespace) -> int:
-    from . import local
+    from . import embedded
 
-    found = local.find()
+    found = embedded.find()
     if found is None:
         print("The embedded RunPod is not running (it starts on first use).")
         return 1
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    from .api.errors import RunpodError
+    from .errors import RunpodError
 
     try:
         return func(args)

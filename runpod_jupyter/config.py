@@ -1,78 +1,25 @@
-"""Settings, credentials, backend choice and redaction of secrets.
+"""Settings and credentials: what the environment and the SDK's files say. Starts nothing.
 
-Everything that decides *where* a request goes and *with which key* lives here, so that the
-API client, the magics, the CLI and the server extension all agree. The key itself is held in a
-:class:`Secret`, whose ``str``/``repr`` never show it; every secret that passes through here is
-also registered with :func:`redact`, which scrubs it from log lines and error messages.
+Everything that decides *where* a request goes and *with which key* is read here, so that the
+API client, the magics, the CLI and the server extension all agree. The key is held in a
+:class:`~runpod_jupyter.secret.Secret`. :func:`runpod_jupyter.connect.connect` turns a backend
+choice into :class:`Settings`, starting the embedded RunPod only when asked.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from .errors import ConfigError
+from .secret import Secret
 
 Backend = Literal["local", "cloud"]
 
 CLOUD_REST_BASE = "https://api.runpod.ai/v2"
 CLOUD_GRAPHQL_BASE = "https://api.runpod.io"
-
-_secrets_lock = threading.Lock()
-_known_secrets: set[str] = set()
-_SECRET_SHAPE = re.compile(r"rpa_[A-Za-z0-9]{8,}")
-
-
-class Secret:
-    """A credential that never shows itself in ``str``, ``repr``, f-strings or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not isinstance(value, str) or not value:
-            raise ValueError("a secret must be a non-empty string")
-        self._value = value
-        register_secret(value)
-
-    def reveal(self) -> str:
-        """The raw value, for the one place that needs it: an Authorization header."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('****')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __reduce__(self):  # pickling would write the key to disk: refuse
-        raise TypeError("a Secret cannot be pickled")
-
-
-def register_secret(value: str) -> None:
-    """Remember a secret so that :func:`redact` scrubs it wherever it turns up."""
-    if value and len(value) >= 6:
-        with _secrets_lock:
-            _known_secrets.add(value)
-
-
-def redact(text: str) -> str:
-    """Replace every known secret, and anything shaped like a RunPod key, with ``****``."""
-    if not isinstance(text, str) or not text:
-        return text
-    with _secrets_lock:
-        secrets = sorted(_known_secrets, key=len, reverse=True)
-    for value in secrets:
-        if value in text:
-            text = text.replace(value, "****")
-    return _SECRET_SHAPE.sub("rpa_****", text)
-
 
 def data_dir() -> Path:
     """Where the job journal, the embedded RunPod's database and caches live."""
@@ -146,8 +93,6 @@ def choose_backend(explicit: str | None = None, api_key: str | None = None) -> B
     if choice in ("local", "cloud"):
         return choice  # type: ignore[return-value]
     if choice:
-        from .api.errors import ConfigError
-
         raise ConfigError(
             f"Unknown backend {choice!r}. Use 'local' (the embedded RunPod) or 'cloud' "
             "(set RUNPOD_JUPYTER_BACKEND, or pass --local / --cloud)."
@@ -189,13 +134,3 @@ def cloud_settings(api_key: str | None = None) -> Settings:
         api_key=creds.api_key,
         key_source=creds.source,
     )
-
-
-def settings(backend: str | None = None, api_key: str | None = None) -> Settings:
-    """Resolve the settings for one backend; ``local`` starts or reuses the embedded RunPod."""
-    chosen = choose_backend(backend, api_key)
-    if chosen == "cloud":
-        return cloud_settings(api_key)
-    from . import local
-
-    return local.start().settings()

@@ -54,7 +54,7 @@ def run_demo(output_dir: str | Path = "demo-output", out=None) -> int:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    from . import journal, local
+    from . import embedded, journal
 
     out = out or sys.stdout
     target = Path(output_dir).resolve()
@@ -66,7 +66,7 @@ def run_demo(output_dir: str | Path = "demo-output", out=None) -> int:
     timings: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="runpod-jupyter-demo-") as tmp, _isolated_env(Path(tmp)):
         print("runpod-jupyter demo: the quickstart against an embedded RunPod (no account needed)", file=out)
-        instance = local.start()
+        instance = embedded.start()
         print(f"  embedded RunPod up at {instance.url} in {time.monotonic() - started:.1f} s", file=out)
         client = NotebookClient(book, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp}})
         try:
@@ -90,7 +90,7 @@ def run_demo(output_dir: str | Path = "demo-output", out=None) -> int:
             pass
         finally:
             entries = journal.Journal().jobs(limit=1000)
-            local.stop()
+            embedded.stop()
     notebook_path = target / QUICKSTART
     nbformat.write(book, notebook_path)
     html_path = _write_html(book, target / "quickstart.html")

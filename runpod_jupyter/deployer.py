@@ -16,22 +16,16 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import config
-from .api import Client, EndpointSpec, Health, RunpodError, TemplateSpec
+from .api import Client, EndpointSpec, Health, TemplateSpec
+from .endpoints import find_endpoint, remove_endpoint
+from .connect import connect
+from .errors import DeployError
 from .api.models import GPU_POOLS
 from .findings import Finding, has_errors, sort_findings
 
 DEFAULT_GPUS = ("AMPERE_16", "AMPERE_24", "ADA_24")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
 Progress = Callable[[str, str], None]
-
-
-class DeployError(RunpodError):
-    """The deploy stopped; ``findings`` and ``undone`` say why and what was cleaned up."""
-
-    def __init__(self, message: str, *, hint: str | None = None, findings: Sequence[Finding] = (), undone: Sequence[str] = ()):
-        self.findings = tuple(findings)
-        self.undone = tuple(undone)
-        super().__init__(message, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -163,7 +157,7 @@ def deploy(
 ) -> Any:
     """Deploy a handler (cell source, file path or function) as endpoint ``name``.
 
-    Returns a :class:`~runpod_jupyter.handles.Deployment`, or a :class:`DryRun` with
+    Returns a :class:`~runpod_jupyter.deployment.Deployment`, or a :class:`DryRun` with
     ``dry_run=True``. Keyword flags are :class:`DeployOptions` fields.
     """
     if options is None:
@@ -175,11 +169,9 @@ def deploy(
     report = on_progress or (lambda phase, detail: None)
     validate_options(options)
     backend = config.choose_backend(options.backend)
-    settings = config.cloud_settings() if backend == "cloud" else None
-    if backend == "cloud" and settings.api_key is None:
-        from .api.errors import MissingApiKeyError
-
-        raise MissingApiKeyError()
+    # The cloud's key is checked before anything is written; the embedded RunPod starts only
+    # once there is something to deploy.
+    settings = connect("cloud") if backend == "cloud" else None
     report("package", "writing the worker project")
     project = package(source, options, user_ns=user_ns, first_line=first_line)
     findings = preflight(project, options, backend)
@@ -192,12 +184,10 @@ def deploy(
     if options.dry_run:
         return DryRun(project, tuple(findings))
     if settings is None:
-        from . import local
-
-        settings = local.start().settings()
+        settings = connect("local")
     with Client(settings) as client:
         endpoint = _Rollout(client, options, project, backend, report).run()
-    from .handles import Deployment
+    from .deployment import Deployment
 
     return Deployment(
         name=options.name, endpoint_id=endpoint.id, backend=backend, settings=settings,
@@ -238,7 +228,7 @@ class _Rollout:
     def _image(self) -> tuple[str, str | None]:
         if self.backend == "local":
             return f"local:{self.project.path}", None
-        from .cloud_image import publish
+        from .image.publish import publish
 
         self.report("build", "building and pushing the worker image")
         return publish(self.client, self.project, self.options, self.report)
@@ -333,7 +323,7 @@ def _crash_loop_error(client: Client, endpoint_id: str) -> RunpodError:
     """Workers crash before taking jobs: say why, with the worker log's last lines."""
     from .diagnose import diagnose, gather
 
-    from .local import routes
+    from .api import local_routes as routes
 
     findings = [f for f in diagnose(gather(client, endpoint_id)) if f.code == "crash-loop"]
     lines = routes.logs(client.settings, endpoint_id=endpoint_id, limit=12) or []
@@ -344,59 +334,3 @@ def _crash_loop_error(client: Client, endpoint_id: str) -> RunpodError:
         findings=findings,
     )
     return error
-
-
-def find_endpoint(client: Client, name: str) -> EndpointSpec | None:
-    """The endpoint with this name (RunPod may add " -fb" for FlashBoot)."""
-    for endpoint in client.list_endpoints():
-        if endpoint.name in (name, f"{name} -fb"):
-            return endpoint
-    return None
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What :func:`remove_endpoint` did, for callers that show it as words or as JSON."""
-
-    endpoint_id: str
-    name: str | None  # None: there was no such endpoint
-    scaled_down: bool = False
-    template: str | None = None
-    template_error: str | None = None
-
-    @property
-    def steps(self) -> list[str]:
-        if self.name is None:
-            return [f"endpoint {self.endpoint_id} did not exist"]
-        done = ["scaled to 0 workers"] if self.scaled_down else []
-        done.append(f"deleted endpoint {self.name} ({self.endpoint_id})")
-        if self.template and self.template_error is None:
-            done.append(f"deleted template {self.template}")
-        elif self.template:
-            done.append(f"kept template {self.template} ({self.template_error})")
-        return done
-
-
-def remove_endpoint(client: Client, endpoint_id: str, *, with_template: bool = True) -> Removal:
-    """Scale to zero, delete the endpoint, then its template (RunPod refuses to delete a template
-    an endpoint still uses). A template that cannot be deleted is kept and said so."""
-    spec = client.get_endpoint(endpoint_id)
-    if spec is None:
-        return Removal(endpoint_id, None)
-    scaled = bool(spec.workers_min or spec.workers_max)
-    if scaled:
-        client.save_endpoint(replace(spec, template=None, workers_min=0, workers_max=0))
-    client.delete_endpoint(endpoint_id)
-    template = spec.template.name if with_template and spec.template else None
-    error = None
-    if template:
-        try:
-            client.delete_template(template)
-        except RunpodError as exc:
-            error = exc.message
-    return Removal(endpoint_id, spec.name, scaled, template, error)
-
-
-def delete_endpoint(client: Client, endpoint_id: str) -> list[str]:
-    """:func:`remove_endpoint` with its template, told in words."""
-    return remove_endpoint(client, endpoint_id).steps

@@ -229,7 +229,7 @@ _RULES = (
 def gather(client: Any, endpoint_id: str) -> EndpointState:
     """Read what the rules need through a sync :class:`~runpod_jupyter.api.Client`. On the
     embedded RunPod the per-worker list adds exit codes and reasons."""
-    from .api.errors import EndpointNotFoundError, RunpodError
+    from .errors import EndpointNotFoundError, RunpodError
 
     state = EndpointState(endpoint_id=endpoint_id, backend=client.settings.backend)
     try:
@@ -251,7 +251,7 @@ def gather(client: Any, endpoint_id: str) -> EndpointState:
     except RunpodError:
         pass
     if client.settings.local_url is not None:
-        from .local import routes
+        from .api import local_routes as routes
 
         found = routes.workers(client.settings, endpoint_id) or {}
         state.workers, state.problem = found.get("workers"), found.get("problem")

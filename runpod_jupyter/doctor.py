@@ -7,7 +7,8 @@ import platform
 import sys
 from importlib import metadata
 
-from . import __version__, config
+from . import config
+from ._version import __version__
 
 _PACKAGES = ("runpod", "jupyterlab", "jupyter_server", "ipykernel", "ipywidgets", "anywidget", "httpx")
 
@@ -64,9 +65,9 @@ def _check_cloud(say) -> int:
 
 
 def _check_local(say) -> int:
-    from . import local
+    from . import embedded
 
-    found = local.find()
+    found = embedded.find()
     if found is None:
         say("embedded RunPod", "not running (starts on first use, or: runpod-jupyter local serve)")
         return 0

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import data_dir, redact
+from .config import data_dir
+from .secret import redact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -65,7 +65,7 @@ class JobList(list):
     def _table(self) -> Table:
         rows = []
         for job in self:
-            s = job.snapshot
+            s = job.state
             rows.append([
                 job.id, job.deployment.name, job.deployment.backend, s.status.value,
                 "" if s.execution_time_ms is None else f"{s.execution_time_ms / 1000:.2f} s",
@@ -214,7 +214,7 @@ class RunpodMagics(Magics):
 
             key = getpass.getpass("RunPod API key (kept for this kernel only): ").strip()
             if key:
-                config.register_secret(key)
+                register_secret(key)
                 os.environ["RUNPOD_API_KEY"] = key
                 print("API key set for this kernel.")
             return
@@ -235,7 +235,7 @@ class RunpodMagics(Magics):
         print(f"GraphQL:   {cloud.graphql_url}")
 
     def _deployment(self, name: str, backend: str | None) -> Any:
-        from .handles import Deployment
+        from .deployment import Deployment
 
         bound = self.shell.user_ns.get(name)
         if isinstance(bound, Deployment) and (backend is None or bound.backend == backend):
@@ -248,7 +248,7 @@ def endpoint_table(backend: str | None) -> Table:
     from . import config
     from .api import Client, RunpodError
 
-    settings = config.settings(backend)
+    settings = connect(backend)
     rows = []
     with Client(settings) as client:
         for spec in client.list_endpoints():
@@ -270,8 +270,8 @@ def recent_jobs(*, endpoint_name: str | None = None, limit: int = 20) -> JobList
     """Journal entries as Job handles; unfinished ones are asked for their state now."""
     from . import config, journal
     from .api import RunpodError
-    from .api.models import Job as JobSnapshot, JobStatus
-    from .handles import Deployment, Job
+    from .api.models import JobState, JobStatus
+    from .deployment import Deployment, Job
 
     deployments: dict[tuple[str, str], Deployment] = {}
     out = JobList()
@@ -282,13 +282,13 @@ def recent_jobs(*, endpoint_name: str | None = None, limit: int = 20) -> JobList
         if key not in deployments:
             deployments[key] = Deployment(
                 name=entry.endpoint_name, endpoint_id=entry.endpoint_id, backend=entry.backend,
-                settings=config.settings(entry.backend),
+                settings=connect(entry.backend),
             )
-        snapshot = JobSnapshot(
+        state = JobState(
             id=entry.id, status=JobStatus(entry.status), reason=entry.reason,
             execution_time_ms=entry.execution_ms, delay_time_ms=entry.delay_ms, worker_id=entry.worker_id,
         )
-        job = Job(deployments[key], entry.id, snapshot=snapshot)
+        job = Job(deployments[key], entry.id, state=state)
         if not entry.final:
             try:
                 job.refresh()

@@ -29,13 +29,13 @@ FAST: dict[str, Any] = {
 def embedded_runpod(root: Path, api_key: str = LOCAL_KEY) -> Iterator[Any]:
     """A real embedded RunPod keeping its data under ``root``, with the fast test clocks; stopped
     (with its workers) on the way out."""
-    from runpod_jupyter import local
+    from runpod_jupyter import embedded
 
-    instance = local.start(data_dir=root / "data", state_file=root / "state.json", api_key=api_key, tuning=FAST)
+    instance = embedded.start(data_dir=root / "data", state_file=root / "state.json", api_key=api_key, tuning=FAST)
     try:
         yield instance
     finally:
-        local.stop(state_file=instance.state_file)
+        embedded.stop(state_file=instance.state_file)
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition") -> Any:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

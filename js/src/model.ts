@@ -2,7 +2,7 @@ import { VDomModel } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 
 import { ApiError, requestAPI, sendAPI } from './request';
-import { BackendName, FINAL_STATUSES, IEndpoint, IJobDetail, ISnapshot } from './types';
+import { BackendName, FINAL_STATUSES, IEndpoint, IJobDetail, IOverview } from './types';
 
 /** What the last action did, shown under the header until the next one. */
 export interface INotice {
@@ -14,14 +14,14 @@ const INTERVAL = 3000;
 const MAX_BACKOFF = 60_000;
 
 /**
- * The panel's state: the latest snapshot, the selected job's detail and what is in flight.
+ * The panel's state: the latest overview, the selected job's detail and what is in flight.
  * One Lumino `Poll` refreshes it while the panel is visible and the page is shown; failures
  * back off up to a minute.
  */
 export class SidebarModel extends VDomModel {
   readonly poll: Poll;
   visible = false;
-  snapshot: ISnapshot | null = null;
+  overview: IOverview | null = null;
   error: ApiError | null = null;
   notice: INotice | null = null;
   selectedJob: string | null = null;
@@ -37,7 +37,7 @@ export class SidebarModel extends VDomModel {
       auto: false,
       factory: () => this.tick(),
       frequency: { interval: INTERVAL, backoff: true, max: MAX_BACKOFF },
-      name: 'runpod-jupyter:snapshot',
+      name: 'runpod-jupyter:overview',
       standby: () => (this.visible ? 'when-hidden' : true)
     });
   }
@@ -59,12 +59,12 @@ export class SidebarModel extends VDomModel {
   }
 
   get endpoints(): IEndpoint[] {
-    return (this.snapshot?.backends ?? []).flatMap(b => b.endpoints);
+    return (this.overview?.backends ?? []).flatMap(b => b.endpoints);
   }
 
   private async tick(): Promise<void> {
     try {
-      this.snapshot = await requestAPI<ISnapshot>('snapshot');
+      this.overview = await requestAPI<IOverview>('overview');
       this.error = null;
     } catch (error) {
       this.error = asApiError(error);

@@ -57,8 +57,8 @@ export class RunpodPanel extends VDomRenderer<SidebarModel> {
 }
 
 function Sidebar({ model }: { model: SidebarModel }): React.ReactElement {
-  const snapshot = model.snapshot;
-  const now = snapshot?.generatedAt ?? Date.now() / 1000;
+  const overview = model.overview;
+  const now = overview?.generatedAt ?? Date.now() / 1000;
   return (
     <div className="rp-Sidebar">
       <header className="rp-Header">
@@ -93,13 +93,13 @@ function Sidebar({ model }: { model: SidebarModel }): React.ReactElement {
           </button>
         </div>
       )}
-      {snapshot === null ? (
+      {overview === null ? (
         !model.error && <div className="rp-Empty">Loading…</div>
       ) : (
         <>
           <section className="rp-Section rp-Accounts">
             <h3>Account</h3>
-            {snapshot.backends.map(b => (
+            {overview.backends.map(b => (
               <Backend key={b.name} backend={b} model={model} />
             ))}
           </section>
@@ -117,11 +117,11 @@ function Sidebar({ model }: { model: SidebarModel }): React.ReactElement {
           </section>
           <section className="rp-Section rp-Jobs">
             <h3>Recent jobs</h3>
-            {snapshot.jobs.length === 0 ? (
+            {overview.jobs.length === 0 ? (
               <div className="rp-Empty">Jobs run from notebooks appear here.</div>
             ) : (
               <ul className="rp-JobList">
-                {snapshot.jobs.map(j => (
+                {overview.jobs.map(j => (
                   <Job key={j.id} job={j} now={now} model={model} />
                 ))}
               </ul>

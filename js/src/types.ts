@@ -106,7 +106,7 @@ export interface IJournalJob {
   workerId: string | null;
 }
 
-export interface ISnapshot {
+export interface IOverview {
   version: string;
   generatedAt: number;
   backends: IBackend[];

@@ -7,7 +7,7 @@ embedded RunPod.
 
 from .client import AsyncClient, Client, Endpoint
 from ._wire import RetryPolicy
-from .errors import *  # noqa: F401,F403  (the exception tree is part of the public API)
+from ..errors import *  # noqa: F401,F403  (the exception tree is part of the public API)
 from .models import (
     GPU_POOLS,
     Account,
@@ -15,7 +15,7 @@ from .models import (
     GpuPool,
     GpuType,
     Health,
-    Job,
+    JobState,
     JobCounts,
     JobStatus,
     NetworkVolume,
@@ -27,6 +27,6 @@ from .models import (
 
 __all__ = [
     "AsyncClient", "Client", "Endpoint", "RetryPolicy", "GPU_POOLS", "Account", "EndpointSpec",
-    "GpuPool", "GpuType", "Health", "Job", "JobCounts", "JobStatus", "NetworkVolume", "Policy",
+    "GpuPool", "GpuType", "Health", "JobState", "JobCounts", "JobStatus", "NetworkVolume", "Policy",
     "RegistryAuth", "TemplateSpec", "WorkerCounts",
 ]

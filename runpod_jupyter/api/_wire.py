@@ -17,7 +17,7 @@ from typing import Any, Generator
 
 import httpx
 
-from . import errors
+from .. import errors
 
 Program = Generator[Any, Any, Any]
 

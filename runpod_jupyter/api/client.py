@@ -12,9 +12,11 @@ from typing import Any, AsyncIterator, Iterator
 
 import httpx
 
-from .. import __version__
-from ..config import Settings, settings as resolve_settings
-from . import errors, graphql, rest
+from .._version import __version__
+from .. import errors
+from ..config import Settings
+from ..connect import connect
+from . import graphql, rest
 from ._wire import Emit, Program, Reply, Request, RetryPolicy, Sleep
 from .models import EndpointSpec, Policy, TemplateSpec
 
@@ -104,7 +106,7 @@ class _ClientBase:
         api_key: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.settings = settings or resolve_settings(backend, api_key)
+        self.settings = settings or connect(backend, api_key)
         self.retry = retry or RetryPolicy()
 
     def __repr__(self) -> str:

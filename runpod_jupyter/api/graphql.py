@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import errors
+from .. import errors
 from ._wire import Program, Request, RetryPolicy, check_status, encode_json, send
 from .models import (
     Account,
@@ -172,7 +172,7 @@ def update_registry_auth(url: str, auth_id: str, username: str, password: str, r
 
 
 def _registry_auth(url: str, mutation: str, given: dict[str, str], retry: RetryPolicy, verb: str, *, idempotent: bool) -> Program:
-    from ..config import register_secret
+    from ..secret import register_secret
 
     register_secret(given["password"])  # redacted from every message from here on
     data = yield from execute(

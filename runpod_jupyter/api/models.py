@@ -35,8 +35,8 @@ GONE_REASON = (
 
 
 @dataclass(frozen=True)
-class Job:
-    """One snapshot of a job, as returned by /run, /runsync, /status, /cancel."""
+class JobState:
+    """What RunPod last said about a job, as returned by /run, /runsync, /status, /cancel."""
 
     id: str
     status: JobStatus
@@ -49,7 +49,7 @@ class Job:
     reason: str | None = None
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any], job_id: str | None = None) -> "Job":
+    def from_wire(cls, data: dict[str, Any], job_id: str | None = None) -> "JobState":
         if data.get("error") == "request does not exist" and "status" not in data:
             return cls(id=job_id or data.get("id", ""), status=JobStatus.GONE, reason=GONE_REASON)
         raw = str(data.get("status") or "IN_QUEUE").upper()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import errors
+from .. import errors
 from ._wire import Emit, Program, Reply, Request, RetryPolicy, Sleep, check_status, encode_json, send
-from .models import GONE_REASON, Health, Job, JobStatus, Policy
+from .models import GONE_REASON, Health, JobState, JobStatus, Policy
 
 RUN_LIMIT = 10 * 1000 * 1000
 RUNSYNC_LIMIT = 20 * 1000 * 1000
@@ -88,7 +88,7 @@ def run(
     content = _encoded(_submit_body(payload, webhook, policy, s3_config), RUN_LIMIT, "run")
     request = Request("POST", _url(base, endpoint_id, "run"), content, idempotent=False)
     reply = yield from send(request, retry)
-    return Job.from_wire(_job_body(reply, endpoint_id, "submit a job"))
+    return JobState.from_wire(_job_body(reply, endpoint_id, "submit a job"))
 
 
 def runsync(
@@ -115,19 +115,19 @@ def runsync(
         timeout=wait / 1000 + 30,
     )
     reply = yield from send(request, retry)
-    return Job.from_wire(_job_body(reply, endpoint_id, "run a job synchronously"))
+    return JobState.from_wire(_job_body(reply, endpoint_id, "run a job synchronously"))
 
 
 def status(base: str, endpoint_id: str, job_id: str, retry: RetryPolicy) -> Program:
     """GET /status/{id}. "request does not exist" becomes a final GONE job with its reason."""
     reply = yield from send(Request("GET", _url(base, endpoint_id, f"status/{job_id}")), retry)
-    return Job.from_wire(_job_body(reply, endpoint_id, "read a job's status"), job_id)
+    return JobState.from_wire(_job_body(reply, endpoint_id, "read a job's status"), job_id)
 
 
 def cancel(base: str, endpoint_id: str, job_id: str, retry: RetryPolicy) -> Program:
     """POST /cancel/{id}."""
     reply = yield from send(Request("POST", _url(base, endpoint_id, f"cancel/{job_id}")), retry)
-    return Job.from_wire(_job_body(reply, endpoint_id, "cancel a job"), job_id)
+    return JobState.from_wire(_job_body(reply, endpoint_id, "cancel a job"), job_id)
 
 
 def health(base: str, endpoint_id: str, retry: RetryPolicy) -> Program:
@@ -169,7 +169,7 @@ def stream(
         chunks = (body or {}).get("stream") or []
         for chunk in chunks:
             yield Emit(chunk.get("output") if isinstance(chunk, dict) else chunk)
-        last = Job.from_wire(body or {}, job_id).status
+        last = JobState.from_wire(body or {}, job_id).status
         if last.is_final and not chunks:
             return last
         if not chunks:

@@ -13,16 +13,13 @@ from typing import Any
 
 from ..api.models import per_second
 from . import workers as wk
+from ..errors import ControlPlaneError
 from .jobs import Signal
 
 HOLDS_GPU = frozenset({"initializing", "idle", "running", "draining"})
 SLOT_STATES = frozenset({"initializing", "idle", "running", "throttled", "unhealthy"})
 DEFAULT_PRICE = 0.0002
 
-
-
-class ControlPlaneError(Exception):
-    """A request the platform would refuse; the message is what the caller sees."""
 
 
 @dataclass

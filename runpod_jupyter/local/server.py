@@ -390,7 +390,8 @@ def serve_forever(
     **tuning: Any,
 ) -> int:
     """Run in the foreground until SIGINT/SIGTERM (the ``local serve`` command)."""
-    from ..config import data_dir as default_data_dir, register_secret
+    from ..config import data_dir as default_data_dir
+    from ..secret import register_secret
 
     directory = Path(data_dir) if data_dir else default_data_dir() / "local"
     directory.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 and the handler as the command. A plain ``docker build`` of the project directory works.
 
 RunPod's ``runpod/base`` images carry several CPython versions side by side (``python3.9`` …
-``python3.13``; the table of known bases lives in :mod:`runpod_jupyter.build.bases`), so the
+``python3.13``; the table of known bases lives in :mod:`runpod_jupyter.image.bases`), so the
 Dockerfile always names ``python3.X`` — the kernel's major.minor, because that is what the pins
 were resolved for.
 The base does not ship the ``runpod`` SDK; it is installed from ``requirements.txt`` like the rest.
@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import PackagingError
+from ..errors import PackagingError
 from ..findings import Finding
 
 
@@ -35,8 +35,8 @@ class BaseChoice:
 def choose_base(python_version: str, base_image: str | None = None) -> BaseChoice:
     """The base image for a kernel's Python (from the table of known RunPod bases the image
     builder also uses), or the user's override (its Python read from the table or the tag)."""
-    from ..api.errors import RunpodError
-    from ..build import bases
+    from ..errors import RunpodError
+    from ..image import bases
 
     if not base_image:
         try:

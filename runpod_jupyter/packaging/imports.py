@@ -7,7 +7,7 @@ import ast
 from dataclasses import dataclass
 
 from .astutil import dotted_name
-from .errors import PackagingError
+from ..errors import PackagingError
 
 
 @dataclass(frozen=True)

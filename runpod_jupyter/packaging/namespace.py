@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CaptureError, UnresolvedNamesError
+from ..errors import CaptureError, UnresolvedNamesError
 from ..findings import Finding
 from .imports import ImportRef
 

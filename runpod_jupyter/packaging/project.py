@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from .dockerfile import choose_base, render_dockerfile
-from .errors import CaptureError, PackagingError
+from ..errors import CaptureError, PackagingError
 from ..findings import Finding
 from .handler_file import CAPTURED_FILE, render_handler
 from .namespace import CapturedValue, resolve_names

@@ -34,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import RequirementError
+from ..errors import RequirementError
 from ..findings import Finding
 from .imports import ImportRef, collect_imports
 from .source import parse_cell

@@ -37,7 +37,7 @@ from typing import Literal
 
 from .astutil import (body_nodes, dotted_name, immediate_nodes, import_aliases, is_main_guard,
                       resolve_dotted, root_name, start_calls, statement_span)
-from .errors import CellSyntaxError, HandlerNotFoundError, HandlerSignatureError, PackagingError
+from ..errors import CellSyntaxError, HandlerNotFoundError, HandlerSignatureError, PackagingError
 from ..findings import Finding
 from .imports import ImportRef, collect_imports
 

@@ -4,7 +4,7 @@
 Imported by jupyter_server only (``runpod_jupyter._jupyter_server_extension_points``), so the
 package itself stays light for kernels. Settings, e.g. in ``jupyter_server_config.py``::
 
-    c.RunpodSidebar.snapshot_ttl = 2.0       # seconds several tabs share one snapshot
+    c.RunpodSidebar.overview_ttl = 2.0       # seconds several tabs share one overview
     c.RunpodSidebar.local_state_file = ""    # where to find the embedded RunPod ("" = runtime dir)
 """
 
@@ -19,9 +19,9 @@ from traitlets.config import Configurable
 class RunpodSidebar(Configurable):
     """Configuration of the sidebar's server side."""
 
-    snapshot_ttl = Float(2.0, help="Seconds a snapshot is reused, so open tabs share one collection.").tag(config=True)
+    overview_ttl = Float(2.0, help="Seconds a overview is reused, so open tabs share one collection.").tag(config=True)
     request_timeout = Float(10.0, help="Seconds to wait for RunPod on each request.").tag(config=True)
-    recent_jobs = Int(30, help="How many journal jobs the snapshot lists.").tag(config=True)
+    recent_jobs = Int(30, help="How many journal jobs the overview lists.").tag(config=True)
     local_state_file = Unicode(
         "", help="The embedded RunPod's state file; empty for the default in Jupyter's runtime dir."
     ).tag(config=True)
@@ -32,7 +32,7 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from . import snapshot
+    from . import overview
     from .backends import Backends
     from .handlers import Service, setup_handlers
 
@@ -43,8 +43,8 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
 
     async def produce() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, lambda: snapshot.collect(backends, fanout, recent_jobs=options.recent_jobs))
+        return await loop.run_in_executor(executor, lambda: overview.collect(backends, fanout, recent_jobs=options.recent_jobs))
 
-    service = Service(backends, executor, fanout, snapshot.SnapshotCache(produce, options.snapshot_ttl))
+    service = Service(backends, executor, fanout, overview.OverviewCache(produce, options.overview_ttl))
     setup_handlers(server_app.web_app, service)
     server_app.log.info("runpod-jupyter: sidebar API at %srunpod-jupyter/api/", server_app.web_app.settings["base_url"])

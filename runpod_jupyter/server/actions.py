@@ -1,4 +1,4 @@
-"""What the sidebar can ask for besides the snapshot: one job, GPU types, logs, a diagnosis,
+"""What the sidebar can ask for besides the overview: one job, GPU types, logs, a diagnosis,
 and the actions (purge, cancel, scale, delete, start the embedded RunPod).
 
 Every function here is blocking (the handlers run it in the executor), validates its input and
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.errors import RunpodError
+from ..errors import RunpodError, SidebarError
 from ..api.models import EndpointSpec
 from ..diagnose import diagnose, gather
-from ..local import routes
+from ..api import local_routes as routes
 from . import views
 from .backends import Backends, check_backend
-from .errors import SidebarError, bad_request, conflict, from_runpod, not_found
+from .errors import bad_request, conflict, from_runpod, not_found
 
 LOG_LIMIT = 500
 
@@ -71,7 +71,7 @@ def scale(backends: Backends, backend: str, endpoint_id: str, body: Any) -> dict
 
 def delete_endpoint(backends: Backends, backend: str, endpoint_id: str) -> dict[str, Any]:
     """Scale to zero, delete the endpoint, then its template (RunPod's required order)."""
-    from ..deployer import remove_endpoint
+    from ..endpoints import remove_endpoint
 
     _spec(backends, backend, endpoint_id)  # 404 for an unknown endpoint
     try:

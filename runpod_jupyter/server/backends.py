@@ -3,7 +3,7 @@
 ``local`` is the embedded RunPod found through its state file (it is never started behind the
 user's back: only the explicit "start" action does that); ``cloud`` is RunPod itself when a key
 is configured. Clients are reused while their settings stay the same, so a poll does not open a
-new connection pool each time. Keys live in :class:`~runpod_jupyter.config.Secret` objects and
+new connection pool each time. Keys live in :class:`~runpod_jupyter.secret.Secret` objects and
 never leave this module except inside an ``Authorization`` header.
 """
 
@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .. import config
+from .. import config, embedded
 from ..api import Client, RetryPolicy
-from ..local import LocalInstance
+from ..embedded import LocalInstance
 from .errors import bad_request, conflict
 
 BACKENDS = ("local", "cloud")
@@ -40,18 +40,14 @@ class Backends:
 
     # -- local ---------------------------------------------------------------------------------
     def local_instance(self) -> LocalInstance | None:
-        from .. import local
-
-        return local.find(self._state_file)
+        return embedded.find(self._state_file)
 
     def start_local(self) -> tuple[LocalInstance, bool]:
         """Start the shared embedded RunPod unless it runs; returns it and whether it was started."""
-        from .. import local
-
         found = self.local_instance()
         if found is not None:
             return found, False
-        return local.start(state_file=self._state_file), True
+        return embedded.start(state_file=self._state_file), True
 
     def require_local(self) -> LocalInstance:
         found = self.local_instance()

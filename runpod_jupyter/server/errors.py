@@ -1,6 +1,6 @@
 """Errors the sidebar API answers with: an HTTP status, a message and what to do next.
 
-Everything that can go wrong in a handler becomes a :class:`SidebarError` before it reaches
+Everything that can go wrong in a handler becomes a :class:`~runpod_jupyter.errors.SidebarError` before it reaches
 tornado, so the browser always gets ``{"message", "hint", "reason"}`` JSON with a meaningful
 status (400 bad input, 404 unknown thing, 409 wrong state, 502 RunPod failed) and never a
 traceback.
@@ -10,21 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import redact
-
-
-class SidebarError(Exception):
-    """A request the sidebar API refuses or cannot complete."""
-
-    def __init__(self, status: int, message: str, *, hint: str | None = None, reason: str = "error") -> None:
-        self.status = status
-        self.message = redact(message)
-        self.hint = redact(hint) if hint else None
-        self.reason = reason
-        super().__init__(self.message)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"message": self.message, "hint": self.hint, "reason": self.reason}
+from ..errors import SidebarError
 
 
 def bad_request(message: str, hint: str | None = None) -> SidebarError:

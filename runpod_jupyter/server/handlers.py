@@ -2,7 +2,7 @@
 
 Each handler parses and checks its input, runs the blocking work in the extension's executor
 (never on tornado's loop), and answers JSON. Every body passes through
-:func:`~runpod_jupyter.config.redact` on its way out: keys never reach the browser, even when a
+:func:`~runpod_jupyter.secret.redact` on its way out: keys never reach the browser, even when a
 server or a worker log echoes one.
 """
 
@@ -19,11 +19,13 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from ..config import cloud_credentials, redact
+from ..config import cloud_credentials
+from ..errors import SidebarError
+from ..secret import redact
 from . import actions
 from .backends import Backends, check_backend
-from .errors import SidebarError, bad_request, from_runpod, not_found
-from .snapshot import SnapshotCache
+from .errors import bad_request, from_runpod, not_found
+from .overview import OverviewCache
 
 PREFIX = ("runpod-jupyter", "api")
 SETTINGS_KEY = "runpod_jupyter"
@@ -31,12 +33,12 @@ SETTINGS_KEY = "runpod_jupyter"
 
 @dataclass
 class Service:
-    """What the handlers share: backends, the executors and the snapshot cache."""
+    """What the handlers share: backends, the executors and the overview cache."""
 
     backends: Backends
     executor: ThreadPoolExecutor
     fanout: ThreadPoolExecutor
-    cache: SnapshotCache
+    cache: OverviewCache
 
 
 def scrub(text: str) -> str:
@@ -109,7 +111,7 @@ class SidebarHandler(APIHandler):
         return value or None
 
 
-class SnapshotHandler(SidebarHandler):
+class OverviewHandler(SidebarHandler):
     @tornado.web.authenticated
     async def get(self) -> None:
         fresh = self.query("fresh") in ("1", "true")
@@ -202,7 +204,7 @@ class NotFoundHandler(SidebarHandler):
 
 _ID = r"([A-Za-z0-9_.:-]{1,200})"
 ROUTES: list[tuple[str, type[SidebarHandler]]] = [
-    (r"snapshot", SnapshotHandler),
+    (r"overview", OverviewHandler),
     (rf"jobs/{_ID}", JobHandler),
     (rf"jobs/{_ID}/cancel", JobCancelHandler),
     (r"gpu-types", GpuTypesHandler),

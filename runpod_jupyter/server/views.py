@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..api.models import GPU_POOLS, WORKER_STATES, Account, EndpointSpec, GpuType, Health, Job
+from ..api.models import GPU_POOLS, WORKER_STATES, Account, EndpointSpec, GpuType, Health, JobState
 
 #: Bigger outputs are sent as a truncated text preview: the panel is not a data viewer.
 OUTPUT_LIMIT = 20_000
@@ -79,7 +79,7 @@ def capped(value: Any) -> tuple[Any, bool]:
     return text[:OUTPUT_LIMIT] + "…", True
 
 
-def job_view(job: Job) -> dict[str, Any]:
+def job_view(job: JobState) -> dict[str, Any]:
     output, cut = capped(job.output)
     error, _ = capped(job.error)
     return {

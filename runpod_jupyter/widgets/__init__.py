@@ -1,6 +1,6 @@
 """Live views of endpoints, jobs and batches.
 
-Displaying a :class:`~runpod_jupyter.handles.Deployment`, ``Job`` or ``Batch`` in a kernel shows
+Displaying a :class:`~runpod_jupyter.deployment.Deployment`, ``Job`` or ``Batch`` in a kernel shows
 its live widget; elsewhere (terminal IPython, a kernel without a browser-capable widget stack)
 it shows a static snapshot as HTML and text. ipywidgets and anywidget are imported only when a
 live view is made, never by ``import runpod_jupyter`` or ``%load_ext runpod_jupyter``.
@@ -22,13 +22,15 @@ _WARNED = False
 log = logging.getLogger(__name__)
 
 
-def _kind(obj: Any) -> str:
-    from ..handles import Batch, Deployment, Job
+VIEW_KINDS = ("endpoint", "job", "batch")
 
-    for cls, kind in ((Deployment, "endpoint"), (Job, "job"), (Batch, "batch")):
-        if isinstance(obj, cls):
-            return kind
-    raise TypeError(f"No view for {type(obj).__name__}: expected a Deployment, Job or Batch.")
+
+def _kind(obj: Any) -> str:
+    """Which view shows ``obj``: handles name theirs (``view_kind``), so widgets need not import them."""
+    kind = getattr(type(obj), "view_kind", None)
+    if kind not in VIEW_KINDS:
+        raise TypeError(f"No view for {type(obj).__name__}: expected a Deployment, Job or Batch.")
+    return kind
 
 
 def _live_capable() -> bool:

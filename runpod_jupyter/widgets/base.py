@@ -21,8 +21,8 @@ from typing import Any, Callable
 import anywidget
 import traitlets
 
-from ..api.errors import RunpodError
-from ..config import redact
+from ..errors import RunpodError
+from ..secret import redact
 from .coalesce import Coalescer
 from .poller import EndpointPoller, Tick, poller_for
 

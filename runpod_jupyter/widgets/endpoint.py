@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..api.errors import ConfigError
+from ..errors import ConfigError
 from . import snapshot, state as views
 from .base import LiveView, view_module
 from .poller import Tick

@@ -73,7 +73,7 @@ class Tick:
             return None
         if time.monotonic() - known.at >= self._full_every:
             return None
-        from ..api.errors import RunpodError
+        from ..errors import RunpodError
 
         try:
             health = self.deployment.health()
@@ -82,7 +82,7 @@ class Tick:
         return known.result if health == known.health else None
 
     def _read(self) -> tuple[Any, list[Any], str | None]:
-        from ..api.errors import RunpodError
+        from ..errors import RunpodError
         from ..diagnose import diagnose, gather
 
         try:

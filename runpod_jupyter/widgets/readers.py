@@ -10,9 +10,9 @@ import threading
 import time
 from typing import Any
 
-from ..api.errors import RunpodError
+from ..errors import RunpodError
 from ..api.models import JobStatus
-from ..config import redact
+from ..secret import redact
 from . import render, state as views
 from .poller import Tick
 
@@ -42,7 +42,7 @@ class EndpointReader:
 class JobReader:
     """A job's state plus its accumulated stream items and worker log lines.
 
-    With ``stream=True`` it follows the job's :class:`~runpod_jupyter.handles.ChunkFeed` (the
+    With ``stream=True`` it follows the job's :class:`~runpod_jupyter.deployment.ChunkFeed` (the
     one /stream reader in the process); :meth:`take_items` turns the chunks that arrived since
     the last call into display items.
     """
@@ -59,7 +59,7 @@ class JobReader:
         self._detail: dict[str, Any] | None = None
         self._detail_status: str | None = None
         self._logs_at = float("-inf")
-        self._observed: list[list[Any]] = [[time.time(), job.snapshot.status.value, ""]]
+        self._observed: list[list[Any]] = [[time.time(), job.state.status.value, ""]]
         self._progress: list[Any] = []
         self._lock = threading.Lock()
         self.error: str | None = None
@@ -102,7 +102,7 @@ class JobReader:
             self.error = None
         except RunpodError as exc:
             self.error = redact(exc.message)
-            snap = job.snapshot
+            snap = job.state
         if snap.status.value != self._observed[-1][1]:
             self._observed.append([time.time(), snap.status.value, snap.worker_id or snap.reason or ""])
         if snap.status is JobStatus.IN_PROGRESS and snap.output is not None and (
@@ -110,7 +110,7 @@ class JobReader:
             self._progress.append(snap.output)
         fresh: list[dict[str, Any]] = []
         if self.local:
-            from ..local import routes
+            from ..api import local_routes as routes
 
             settings = job.deployment.settings
             if snap.status.value != self._detail_status:  # the timeline changes with the status
@@ -134,7 +134,7 @@ class JobReader:
         job, feed = self.job, self.feed
         return views.job_state(
             job_id=job.id, endpoint=job.deployment.name, backend=job.deployment.backend,
-            snapshot=job.snapshot, detail=self._detail, observed=self._observed,
+            snapshot=job.state, detail=self._detail, observed=self._observed,
             progress_seen=self._progress, stream_count=self.chunk_count,
             chunks=feed.chunks if feed is not None else None,
             stream_error=_stream_error(feed) or self.error, log_count=len(self.logs),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.models import GPU_POOLS, WORKER_STATES, JobStatus, hourly_cost_range, per_second
-from ..config import redact
+from ..secret import redact
 from ..findings import Finding
 from . import render
 
@@ -196,7 +196,7 @@ def batch_state(*, batch_id: str, endpoint: str, backend: str, jobs: list[Any]) 
     counts: dict[str, int] = {}
     failures = []
     for index, job in enumerate(jobs):
-        snap = job.snapshot
+        snap = job.state
         counts[snap.status.value] = counts.get(snap.status.value, 0) + 1
         if snap.status.is_final and snap.status is not JobStatus.COMPLETED and len(failures) < MAX_FAILURES_LISTED:
             err = render.error(snap.error)

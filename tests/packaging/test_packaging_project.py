@@ -136,7 +136,7 @@ def test_dockerfile_builds_from_the_project_dir(pkg):
     text = project.dockerfile_path.read_text()
     py = f"python{sys.version_info.major}.{sys.version_info.minor}"
     lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    from runpod_jupyter.build.bases import pick_base
+    from runpod_jupyter.image.bases import pick_base
 
     assert lines[0] == f"FROM {pick_base().image}"  # the known RunPod base for this Python
     assert "WORKDIR /app" in lines

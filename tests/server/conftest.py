@@ -48,7 +48,7 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch, cloud_runpod):
 
 @pytest.fixture()
 def sidebar_options(local_runpod) -> dict[str, Any]:
-    return {"local_state_file": str(local_runpod.state_file), "snapshot_ttl": 0.0, "request_timeout": 5.0}
+    return {"local_state_file": str(local_runpod.state_file), "overview_ttl": 0.0, "request_timeout": 5.0}
 
 
 @pytest.fixture()

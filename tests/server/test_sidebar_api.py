@@ -17,7 +17,7 @@ runpod.serverless.start({"handler": handler})
 """
 
 ROUTES = [
-    ("GET", "snapshot"), ("GET", "jobs/abc"), ("POST", "jobs/abc/cancel"), ("GET", "gpu-types"),
+    ("GET", "overview"), ("GET", "jobs/abc"), ("POST", "jobs/abc/cancel"), ("GET", "gpu-types"),
     ("GET", "logs"), ("DELETE", "endpoints/local/abc"), ("POST", "endpoints/local/abc/purge-queue"),
     ("POST", "endpoints/local/abc/scale"), ("GET", "endpoints/local/abc/diagnosis"), ("POST", "local/start"),
     ("GET", "no/such/route"),
@@ -65,9 +65,9 @@ async def test_unknown_route_is_a_json_404(api):
 async def test_snapshot_shows_local_endpoint_workers_account_and_journal(api, echo, local_client):
     job = run_journaled(local_client, echo, {"n": 1})
     final(local_client.endpoint(echo.id), job.id)
-    code, snap = await api.get("snapshot")
+    code, view = await api.get("overview")
     assert code == 200
-    local, cloud = snap["backends"]
+    local, cloud = view["backends"]
     assert local["name"] == "local" and local["state"] == "ok"
     assert local["account"]["balance"] > 0 and local["account"]["spendPerHour"] >= 0
     row = next(e for e in local["endpoints"] if e["id"] == echo.id)
@@ -78,8 +78,8 @@ async def test_snapshot_shows_local_endpoint_workers_account_and_journal(api, ec
     assert row["findings"] == []
     assert cloud == {**cloud, "name": "cloud", "state": "off", "endpoints": []}
     assert "RUNPOD_API_KEY" in cloud["hint"]
-    entry = next(j for j in snap["jobs"] if j["id"] == job.id)
-    # The journal had the job IN_QUEUE; the snapshot brought it up to date.
+    entry = next(j for j in view["jobs"] if j["id"] == job.id)
+    # The journal had the job IN_QUEUE; the overview brought it up to date.
     assert entry["status"] == "COMPLETED" and entry["endpointId"] == echo.id
 
 
@@ -87,9 +87,9 @@ async def test_snapshot_shows_cloud_backend_through_the_sdk_variables(api, cloud
     with Client(backend="cloud") as cloud:
         spec, _ = deploy(cloud, tmp_path, ECHO, wait_idle=False, workers_max=0)
         queued = cloud.endpoint(spec.id).run({"x": 1})
-    code, snap = await api.get("snapshot")
+    code, view = await api.get("overview")
     assert code == 200
-    local, cloud_view = snap["backends"]
+    local, cloud_view = view["backends"]
     assert local["state"] == "ok" and cloud_view["state"] == "ok"
     row = next(e for e in cloud_view["endpoints"] if e["id"] == spec.id)
     assert row["backend"] == "cloud" and row["workers"] is None
@@ -103,54 +103,54 @@ async def test_one_backend_failing_does_not_fail_the_snapshot(api, monkeypatch, 
     monkeypatch.setenv("RUNPOD_API_KEY", "some-key-that-goes-nowhere")
     monkeypatch.setenv("RUNPOD_API_BASE_URL", "http://127.0.0.1:9")  # discard port: refused
     monkeypatch.setenv("RUNPOD_ENDPOINT_BASE_URL", "http://127.0.0.1:9/v2")
-    code, snap = await api.get("snapshot")
-    local, cloud = snap["backends"]
+    code, view = await api.get("overview")
+    local, cloud = view["backends"]
     assert code == 200 and local["state"] == "ok" and any(e["id"] == echo.id for e in local["endpoints"])
     assert cloud["state"] == "error" and cloud["message"]
-    assert "some-key-that-goes-nowhere" not in str(snap)
+    assert "some-key-that-goes-nowhere" not in str(view)
 
 
 @pytest.fixture()
 def long_ttl(sidebar_options):
-    sidebar_options["snapshot_ttl"] = 60.0
+    sidebar_options["overview_ttl"] = 60.0
 
 
 async def test_open_tabs_share_one_snapshot_until_an_action(long_ttl, api, parked):
     import asyncio
 
-    answers = await asyncio.gather(*(api.get("snapshot") for _ in range(4)))
-    stamps = {snap["generatedAt"] for _, snap in answers}
+    answers = await asyncio.gather(*(api.get("overview") for _ in range(4)))
+    stamps = {view["generatedAt"] for _, view in answers}
     assert len(stamps) == 1  # four tabs at once: one collection
-    _, again = await api.get("snapshot")
+    _, again = await api.get("overview")
     assert again["generatedAt"] in stamps  # reused within the TTL
-    _, fresh = await api.get("snapshot", fresh="1")
+    _, fresh = await api.get("overview", fresh="1")
     assert fresh["generatedAt"] not in stamps
     await api.post(f"endpoints/local/{parked.id}/purge-queue")
-    _, after = await api.get("snapshot")
+    _, after = await api.get("overview")
     assert after["generatedAt"] > fresh["generatedAt"]  # an action invalidates it
 
 
 async def test_local_off_offers_start(local_off, api):
-    code, snap = await api.get("snapshot")
+    code, view = await api.get("overview")
     assert code == 200
-    local = snap["backends"][0]
+    local = view["backends"][0]
     assert local["state"] == "off" and local["canStart"] is True and local["endpoints"] == []
 
 
 async def test_local_start_starts_the_embedded_runpod_once(local_off, api):
-    from runpod_jupyter import local
+    from runpod_jupyter import embedded
 
     state_file = local_off
     try:
         code, body = await api.post("local/start")
         assert (code, body) == (200, {"running": True, "started": True})
-        assert local.find(state_file) is not None
+        assert embedded.find(state_file) is not None
         code, body = await api.post("local/start")
         assert (code, body) == (200, {"running": True, "started": False})
-        code, snap = await api.get("snapshot")
-        assert snap["backends"][0]["state"] == "ok"
+        code, view = await api.get("overview")
+        assert view["backends"][0]["state"] == "ok"
     finally:
-        local.stop(state_file=state_file)
+        embedded.stop(state_file=state_file)
 
 
 async def test_job_detail_has_status_journal_and_timeline(api, echo, local_client):
@@ -313,7 +313,7 @@ async def test_keys_never_reach_the_browser(api, cloud_env, echo, local_runpod, 
     upstream = str(local_get(local_runpod, "/local/logs", job_id=job.id)) + str(local_client.endpoint(echo.id).status(job.id))
     assert marker_key in upstream and local_key in upstream  # the keys are there to leak
     answers = [
-        await api.get("snapshot"),
+        await api.get("overview"),
         await api.get(f"jobs/{job.id}"),
         await api.get("logs", job_id=job.id),
         await api.get("logs", endpoint_id=echo.id),

@@ -53,14 +53,14 @@ def browser_context_args(browser_context_args):
 @pytest.fixture(scope="module")
 def ui_runpod():
     """The embedded RunPod at the default state file, where Lab and its kernels look for it."""
-    from runpod_jupyter import local
+    from runpod_jupyter import embedded
 
     state_file = local.default_state_file()
-    if local.find(state_file) is not None:
+    if embedded.find(state_file) is not None:
         pytest.fail(f"an embedded RunPod already runs for {state_file}; the UI test needs its own")
-    instance = local.start(state_file=state_file, api_key=LOCAL_KEY, tuning=FAST)
+    instance = embedded.start(state_file=state_file, api_key=LOCAL_KEY, tuning=FAST)
     yield instance
-    local.stop(state_file=state_file)
+    embedded.stop(state_file=state_file)
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def lab(ui_runpod, tmp_path_factory):
         f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={base / 'workspaces'}",
         "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--RunpodSidebar.snapshot_ttl=0.5",
+        "--RunpodSidebar.overview_ttl=0.5",
     ]
     log = base / "lab.log"
     with log.open("wb") as sink:

@@ -11,9 +11,10 @@ from typing import Any
 
 from comm.base_comm import BaseComm
 
-from runpod_jupyter.api.models import EndpointSpec, Health, Job as JobSnapshot, JobCounts, JobStatus, WorkerCounts
-from runpod_jupyter.config import Secret, Settings
-from runpod_jupyter.handles import Deployment
+from runpod_jupyter.api.models import EndpointSpec, Health, JobState, JobCounts, JobStatus, WorkerCounts
+from runpod_jupyter.config import Settings
+from runpod_jupyter.secret import Secret
+from runpod_jupyter.deployment import Deployment
 
 KEY = "rpa_FAKEKEY01234"
 _END = object()
@@ -40,12 +41,12 @@ class FakeEndpointApi:
     """The REST calls the handles make, answered from state the test sets."""
 
     def __init__(self) -> None:
-        self.jobs: dict[str, JobSnapshot] = {}
+        self.jobs: dict[str, JobState] = {}
         self.streams: dict[str, queue.Queue[Any]] = {}
         self.cancelled: list[str] = []
 
     def add_job(self, job_id: str, status: JobStatus = JobStatus.IN_QUEUE) -> None:
-        self.jobs[job_id] = JobSnapshot(id=job_id, status=status)
+        self.jobs[job_id] = JobState(id=job_id, status=status)
         self.streams[job_id] = queue.Queue()
 
     def set(self, job_id: str, **changes: Any) -> None:
@@ -59,10 +60,10 @@ class FakeEndpointApi:
         self.streams[job_id].put(_END)
 
     # -- what Job and ChunkFeed call ------------------------------------------------------------
-    def status(self, job_id: str) -> JobSnapshot:
+    def status(self, job_id: str) -> JobState:
         return self.jobs[job_id]
 
-    def cancel(self, job_id: str) -> JobSnapshot:
+    def cancel(self, job_id: str) -> JobState:
         self.cancelled.append(job_id)
         self.set(job_id, status=JobStatus.CANCELLED)
         self.end_stream(job_id)

@@ -12,7 +12,7 @@ import pytest
 from fakes import KEY, FakeDeployment
 from runpod_jupyter.api.models import JobStatus
 from runpod_jupyter.diagnose import EndpointState
-from runpod_jupyter.handles import Batch, Job
+from runpod_jupyter.deployment import Batch, Job
 from runpod_jupyter.widgets import make_view, views_of
 from runpod_jupyter.widgets import poller as poller_module
 from runpod_jupyter.widgets.base import WIDGET_MIME
@@ -29,7 +29,7 @@ def _fresh_pollers(monkeypatch):
 
 def _job(dep: FakeDeployment, job_id: str = "job-1", status: JobStatus = JobStatus.IN_PROGRESS) -> Job:
     dep.fake.add_job(job_id, status)
-    return Job(dep, job_id, snapshot=dep.fake.jobs[job_id])
+    return Job(dep, job_id, state=dep.fake.jobs[job_id])
 
 
 def _browser(view, event: str) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from runpod_jupyter.config import Settings
-from runpod_jupyter.deployer import delete_endpoint
-from runpod_jupyter.handles import Deployment
+from runpod_jupyter.endpoints import delete_endpoint
+from runpod_jupyter.deployment import Deployment
 from runpod_jupyter.widgets import make_view
 from runpod_jupyter.widgets import poller as poller_module
 from support import deploy, wait_for

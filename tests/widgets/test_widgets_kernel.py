@@ -17,7 +17,7 @@ import pytest
 from nbclient import NotebookClient
 
 from kernel_tap import IOPubTap
-from runpod_jupyter import local
+from runpod_jupyter import embedded
 from support import local_post
 
 MARKER = "rpa_WIDGETMARK001"
@@ -74,9 +74,9 @@ ENDPOINTS = ("streamer", "nogpu", "crashing")
 def _delete_endpoints(names: tuple[str, ...]) -> None:
     """The embedded RunPod keeps endpoints across restarts: leave none behind for other tests."""
     from runpod_jupyter.api import Client
-    from runpod_jupyter.deployer import delete_endpoint
+    from runpod_jupyter.endpoints import delete_endpoint
 
-    instance = local.find()
+    instance = embedded.find()
     if instance is None:
         return
     with Client(instance.settings()) as client:
@@ -118,7 +118,7 @@ def run(tmp_path_factory):
             tap = IOPubTap(client.km.connection_file)
             for index, cell in enumerate(nb.cells):
                 if index == NOGPU_CELL:
-                    instance = local.find()
+                    instance = embedded.find()
                     assert instance is not None, "the kernel's deploy should have started the embedded RunPod"
                     local_key = instance.api_key.reveal()
                     local_post(instance, "/local/gpus", {"AMPERE_80": 0})
@@ -128,7 +128,7 @@ def run(tmp_path_factory):
         if tap is not None:
             tap.close()
         _delete_endpoints(ENDPOINTS)
-        local.stop()
+        embedded.stop()
         if saved_key is None:
             os.environ.pop("RUNPOD_API_KEY", None)
         else:

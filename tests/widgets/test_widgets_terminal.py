@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from runpod_jupyter import local
+from runpod_jupyter import embedded
 from test_widgets_kernel import _delete_endpoints
 
 SCRIPT = textwrap.dedent('''
@@ -41,7 +41,7 @@ def test_terminal_shows_text_snapshots_without_widgets(tmp_path):
         done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=240, cwd=tmp_path)
     finally:
         _delete_endpoints(("term",))  # normally the script's last line did
-        local.stop()  # the instance the script started (shared runtime dir)
+        embedded.stop()  # the instance the script started (shared runtime dir)
     out = done.stdout
     assert done.returncode == 0, done.stderr[-3000:]
     job = out.split("=== job")[1].split("=== endpoint")[0]
