@@ -23,8 +23,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -226,14 +227,13 @@ def sdk_dev_server(project: Path, home: Path) -> Iterator[tuple[subprocess.Popen
     """``python handler.py --rp_serve_api`` on a free port; yields (process, base URL)."""
     port = free_port()
     home.mkdir(parents=True, exist_ok=True)
-    log = open(project / "serve_api.log", "ab")
-    process = subprocess.Popen(
-        [PYTHON, "handler.py", "--rp_serve_api", "--rp_api_port", str(port), "--rp_api_host", "127.0.0.1",
-         "--rp_log_level", "ERROR"],
-        cwd=project, env=clean_env(HOME=str(home)), stdin=subprocess.DEVNULL, stdout=log,
-        stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    log.close()
+    with open(project / "serve_api.log", "ab") as log:  # Popen keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [PYTHON, "handler.py", "--rp_serve_api", "--rp_api_port", str(port), "--rp_api_host", "127.0.0.1",
+             "--rp_log_level", "ERROR"],
+            cwd=project, env=clean_env(HOME=str(home)), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _answers(f"{base}/docs") or process.poll() is not None, 60, 0.05, "the SDK dev server")
@@ -268,12 +268,11 @@ def bare_platform(project: Path, home: Path) -> Iterator[str]:
         [PYTHON, str(Path(__file__).with_name("_bare_platform.py")), str(port)],
         env=clean_env(), stdin=subprocess.DEVNULL, start_new_session=True,
     )
-    log = open(project / "bare_worker.log", "ab")
-    worker = subprocess.Popen(
-        [PYTHON, "handler.py"], cwd=project, env=clean_env(HOME=str(home), **worker_env(base, "bare-worker-1")),
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    log.close()
+    with open(project / "bare_worker.log", "ab") as log:  # Popen keeps its own copy of the descriptor
+        worker = subprocess.Popen(
+            [PYTHON, "handler.py"], cwd=project, env=clean_env(HOME=str(home), **worker_env(base, "bare-worker-1")),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     try:
         wait_until(lambda: _answers(f"{base}/ping/probe") or server.poll() is not None, 30, 0.05, "the bare control plane")
         request = urllib.request.Request(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import IMPORT_PROBE, load1, median, ms, note, result, scratch, time_in_fresh_interpreter as probe  # noqa: E402
+from _common import IMPORT_PROBE, load1, median, ms, note, result, scratch  # noqa: E402
+from _common import time_in_fresh_interpreter as probe
 
 RUNS = 7
 

@@ -12,17 +12,34 @@ spawn to its first answer: the same interpreter and SDK start, without any contr
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    ECHO_HANDLER,
+    IMPORT_PROBE,
+    create_endpoint,
+    embedded_runpod,
     load1,
-    ECHO_HANDLER, IMPORT_PROBE, create_endpoint, embedded_runpod, local_workers, median, ms, note, result,
-    scratch, sdk_dev_server, time_in_fresh_interpreter, wait_until, worker_project,
+    local_workers,
+    median,
+    ms,
+    note,
+    result,
+    scratch,
+    sdk_dev_server,
+    time_in_fresh_interpreter,
+    wait_until,
+    worker_project,
 )
+
+if TYPE_CHECKING:
+    from runpod_jupyter.api import Endpoint
 
 # What ``import runpod`` spends in runpod.serverless.utils.rp_debugger: a CPU probe run at import.
 CPUINFO_PROBE = """
@@ -51,7 +68,7 @@ def main() -> None:
             spec = create_endpoint(client, project, workers_min=0, workers_max=1)
             created = time.time()
             api = client.endpoint(spec.id)
-            wait_until(lambda: api.health().workers.idle >= 1, DEPLOY_TIMEOUT, POLL, "the first idle worker")
+            wait_until(functools.partial(_has_idle_worker, api), DEPLOY_TIMEOUT, POLL, "the first idle worker")
             seen = time.time()
             worker = next(w for w in local_workers(instance, spec.id) if w["readyAt"])
             totals.append(seen - begin)
@@ -66,7 +83,7 @@ def main() -> None:
             client.delete_template(spec.name)
             # The next endpoint must not share the CPU with this one's worker still shutting down.
             pid = worker["pid"]
-            wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), 30, 0.05, "the worker to exit")
+            wait_until(functools.partial(_exited, pid), 30, 0.05, "the worker to exit")
 
         for i in range(REPEATS):
             start = time.time()
@@ -96,6 +113,14 @@ def main() -> None:
         target="<2500ms",
         met=str(median(totals) < 2.5).lower(),
     )
+
+
+def _has_idle_worker(api: Endpoint) -> bool:
+    return api.health().workers.idle >= 1
+
+
+def _exited(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() or _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:

@@ -16,9 +16,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    ECHO_HANDLER,
+    cpu_seconds,
+    create_endpoint,
+    embedded_runpod,
+    group_pids,
     load1,
-    ECHO_HANDLER, cpu_seconds, create_endpoint, embedded_runpod, group_pids, local_workers, note, result,
-    scratch, sdk_dev_server, wait_idle, worker_project,
+    local_workers,
+    note,
+    result,
+    scratch,
+    sdk_dev_server,
+    wait_idle,
+    worker_project,
 )
 
 WORKERS = 3

@@ -32,9 +32,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    ECHO_HANDLER,
+    bare_platform,
+    create_endpoint,
+    embedded_runpod,
     load1,
-    ECHO_HANDLER, bare_platform, create_endpoint, embedded_runpod, median, ms, note, percentile, result,
-    scratch, sdk_dev_server, wait_idle, worker_project,
+    median,
+    ms,
+    note,
+    percentile,
+    result,
+    scratch,
+    sdk_dev_server,
+    wait_idle,
+    worker_project,
 )
 
 REQUESTS = 40
@@ -124,8 +135,8 @@ def main() -> None:
             note(f"b2b: ours p50 {ms(median(ours_b2b))} ms, sdk dev server p50 {ms(median(theirs_b2b))} ms")
 
     ratio = median(ours_idle) / median(theirs_idle)
-    outside_ours = [t - e for t, e in zip(ours_idle, ours_exec)]
-    outside_bare = [t - e for t, e in zip(bare_idle, bare_exec)]
+    outside_ours = [t - e for t, e in zip(ours_idle, ours_exec, strict=True)]
+    outside_bare = [t - e for t, e in zip(bare_idle, bare_exec, strict=True)]
     result(
         "local_roundtrip",
         idle_ours_p50_ms=ms(median(ours_idle)),

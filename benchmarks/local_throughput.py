@@ -33,8 +33,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    create_endpoint,
+    embedded_runpod,
     load1,
-    create_endpoint, embedded_runpod, ms, note, percentile, result, scratch, wait_idle, worker_project,
+    ms,
+    note,
+    percentile,
+    result,
+    scratch,
+    wait_idle,
+    worker_project,
 )
 
 JOBS = 1000

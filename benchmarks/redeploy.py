@@ -18,6 +18,7 @@ Starts and stops its own ``docker-registry`` (by PID). Ends with one line:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -34,8 +35,8 @@ from pathlib import Path
 import httpx
 
 from runpod_jupyter.image import BaseImage, build_and_push
-from runpod_jupyter.image.manifest import DOCKER_CONFIG, DOCKER_LAYER, canonical_json
 from runpod_jupyter.image.layers import tree, write_layer
+from runpod_jupyter.image.manifest import DOCKER_CONFIG, DOCKER_LAYER, canonical_json
 from runpod_jupyter.image.registry import DOCKER_MANIFEST, Registry, sha256_digest
 
 TARGET_SPEEDUP = 50.0
@@ -67,9 +68,9 @@ class LocalRegistry:
             "http": {"addr": f"127.0.0.1:{self.port}", "secret": "benchmark-only"},
         }
         (root / "config.yml").write_text(json.dumps(config))
-        self.log = open(root / "registry.log", "wb")
-        self.proc = subprocess.Popen([exe, "serve", str(root / "config.yml")], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        with open(root / "registry.log", "wb") as log:  # Popen keeps its own copy of the descriptor
+            self.proc = subprocess.Popen([exe, "serve", str(root / "config.yml")], stdout=log,
+                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         for _ in range(1500):
             try:
@@ -91,7 +92,6 @@ class LocalRegistry:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        self.log.close()
 
 
 class CountingProxy:
@@ -134,10 +134,8 @@ class CountingProxy:
                 data = b""
             if not data:
                 for sock in (src, dst):
-                    try:
+                    with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                 return
             with self.lock:
                 if direction == "up":
@@ -154,10 +152,8 @@ class CountingProxy:
         self.server.close()
         with self.lock:
             for sock in self.sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
 
 def push_base(port: int, workdir: Path, mib: int, files: int) -> str:
@@ -178,12 +174,12 @@ def push_base(port: int, workdir: Path, mib: int, files: int) -> str:
     config = {"architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
               "config": {"Env": ["PATH=/usr/local/bin:/usr/bin:/bin"], "Cmd": ["/bin/sh"]},
               "history": [{"created": "2024-01-01T00:00:00Z", "created_by": what} for what in ("os", "bulk")],
-              "rootfs": {"type": "layers", "diff_ids": [l.diff_id for l in layers]}}
+              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]}}
     raw_config = canonical_json(config)
     manifest = canonical_json({
         "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
         "config": {"mediaType": DOCKER_CONFIG, "digest": sha256_digest(raw_config), "size": len(raw_config)},
-        "layers": [{"mediaType": DOCKER_LAYER, "digest": l.digest, "size": l.size} for l in layers],
+        "layers": [{"mediaType": DOCKER_LAYER, "digest": layer.digest, "size": layer.size} for layer in layers],
     })
     with Registry(f"127.0.0.1:{port}") as reg:
         for layer in layers:

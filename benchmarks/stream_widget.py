@@ -72,7 +72,8 @@ NAIVE = """
 import anywidget, traitlets
 from IPython.display import display
 class Naive(anywidget.AnyWidget):
-    _esm = "export default { render({ model, el }) { model.on('change:chunk', () => { el.textContent += model.get('chunk'); }); } }"
+    _esm = ("export default { render({ model, el }) { "
+            "model.on('change:chunk', () => { el.textContent += model.get('chunk'); }); } }")
     chunk = traitlets.Unicode().tag(sync=True)
     count = traitlets.Int().tag(sync=True)
 naive = Naive()

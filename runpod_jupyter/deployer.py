@@ -9,61 +9,35 @@ back on its previous template. The message says what was undone.
 
 from __future__ import annotations
 
-import re
+import contextlib
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import config
 from .api import Client, EndpointSpec, Health, TemplateSpec
-from .endpoints import find_endpoint, remove_endpoint
+from .api.models import GPU_POOLS, parse_gpu_list
+from .config import Backend
 from .connect import connect
-from .errors import DeployError
-from .api.models import GPU_POOLS
+from .deploy_options import DEFAULT_GPUS, SCALERS, DeployOptions  # noqa: F401 (DEFAULT_GPUS: re-exported)
+from .endpoints import find_endpoint, remove_endpoint
+from .errors import DeployError, RunpodError
 from .findings import Finding, has_errors, sort_findings
+from .names import check_endpoint_name
 
-DEFAULT_GPUS = ("AMPERE_16", "AMPERE_24", "ADA_24")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,39}$")
+if TYPE_CHECKING:  # packaging loads on the first deploy, not with the magics
+    from .packaging import WorkerProject
+
 Progress = Callable[[str, str], None]
-
-
-@dataclass(frozen=True)
-class DeployOptions:
-    """Everything a deploy can be told; the magic's flags map one to one onto these."""
-
-    name: str
-    backend: str | None = None
-    handler: str = "handler"
-    gpu: tuple[str, ...] = DEFAULT_GPUS
-    workers_min: int = 0
-    workers_max: int = 3
-    idle_timeout: int = 5
-    scaler: str = "QUEUE_DELAY"
-    scaler_value: int = 4
-    volume: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    container_disk: int = 20
-    capture: tuple[str, ...] = ()
-    requirements: tuple[str, ...] = ()
-    base_image: str | None = None
-    concurrency: int | None = None
-    execution_timeout: int | None = None  # seconds
-    registry: str | None = None  # cloud: where images are pushed, e.g. docker.io/me/workers
-    builder: str | None = None  # cloud: "oci" (daemonless, default), "docker", "podman", "buildah"
-    wait: bool = True
-    wait_timeout: float | None = None  # default: 120 s local, 900 s cloud
-    dry_run: bool = False
-
-    def __repr__(self) -> str:  # env values may be secret references or worse: keys only
-        return f"DeployOptions(name={self.name!r}, backend={self.backend!r}, gpu={self.gpu!r}, env_keys={sorted(self.env)!r})"
 
 
 @dataclass(frozen=True)
 class DryRun:
     """What ``--dry-run`` produces: the project on disk and the findings, nothing deployed."""
 
-    project: Any
+    project: WorkerProject
     findings: tuple[Finding, ...]
 
     SHOWN = ("handler.py", "requirements.txt", "Dockerfile")
@@ -95,12 +69,7 @@ class DryRun:
 
 def validate_options(options: DeployOptions) -> None:
     """User mistakes in the options, found before anything is written or sent."""
-    if not _NAME.match(options.name):
-        raise DeployError(
-            f"{options.name!r} is not a valid endpoint name.",
-            hint="Use a letter first, then letters, digits, '-' or '_' (at most 40 characters); in "
-            "%%runpod_deploy the name is also the Python variable it binds, so prefer '_' to '-'.",
-        )
+    check_endpoint_name(options.name)
     unknown = [g for g in options.gpu if g not in GPU_POOLS]
     if not options.gpu or unknown:
         raise DeployError(
@@ -113,15 +82,17 @@ def validate_options(options: DeployOptions) -> None:
         raise DeployError(
             f"--workers-min {options.workers_min} / --workers-max {options.workers_max}: need 0 <= min <= max."
         )
-    if options.scaler not in ("QUEUE_DELAY", "REQUEST_COUNT"):
-        raise DeployError(f"--scaler {options.scaler!r}: use QUEUE_DELAY or REQUEST_COUNT.")
+    if options.scaler not in SCALERS:
+        raise DeployError(f"--scaler {options.scaler!r}: use {' or '.join(SCALERS)}.")
 
 
-def package(source: Any, options: DeployOptions, *, user_ns: Mapping[str, Any] | None = None, first_line: int = 1) -> Any:
+def package(
+    source: Any, options: DeployOptions, *, user_ns: Mapping[str, Any] | None = None, first_line: int = 1
+) -> WorkerProject:
     """Source text (a cell or a file's content) or a function → worker project dir."""
     from . import packaging
 
-    common = dict(
+    common: dict[str, Any] = dict(
         name=options.name, handler=options.handler, capture=options.capture,
         requirements=options.requirements, base_image=options.base_image, concurrency=options.concurrency,
     )
@@ -132,7 +103,7 @@ def package(source: Any, options: DeployOptions, *, user_ns: Mapping[str, Any] |
     return packaging.package_cell(str(source), user_ns=user_ns, first_line=first_line, **common)
 
 
-def preflight(project: Any, options: DeployOptions, backend: str) -> list[Finding]:
+def preflight(project: WorkerProject, options: DeployOptions, backend: Backend) -> list[Finding]:
     from . import packaging
 
     checks = packaging.preflight(
@@ -164,7 +135,7 @@ def deploy(
         if name is None:
             raise DeployError("A deploy needs a name: deploy(source, name='echo').")
         if isinstance(flags.get("gpu"), str):
-            flags["gpu"] = tuple(g.strip() for g in flags["gpu"].split(",") if g.strip())
+            flags["gpu"] = parse_gpu_list(flags["gpu"])
         options = DeployOptions(name=name, **flags)
     report = on_progress or (lambda phase, detail: None)
     validate_options(options)
@@ -190,7 +161,7 @@ def deploy(
     from .deployment import Deployment
 
     return Deployment(
-        name=options.name, endpoint_id=endpoint.id, backend=backend, settings=settings,
+        name=options.name, endpoint_id=endpoint.saved_id, backend=backend, settings=settings,
         project=project, findings=tuple(findings),
     )
 
@@ -198,7 +169,7 @@ def deploy(
 class _Rollout:
     """One deploy's steps against the management API, remembering what to undo."""
 
-    def __init__(self, client: Client, options: DeployOptions, project: Any, backend: str, report: Progress):
+    def __init__(self, client: Client, options: DeployOptions, project: WorkerProject, backend: Backend, report: Progress):
         self.client, self.options, self.project, self.backend, self.report = client, options, project, backend, report
         self.undo: list[tuple[str, Callable[[], Any]]] = []
 
@@ -251,7 +222,7 @@ class _Rollout:
 
     def _endpoint(self, existing: EndpointSpec | None, template: TemplateSpec) -> EndpointSpec:
         o = self.options
-        wanted = dict(
+        wanted: dict[str, Any] = dict(
             name=o.name, template_id=template.id, gpu_ids=tuple(o.gpu), workers_min=o.workers_min,
             workers_max=o.workers_max, idle_timeout=o.idle_timeout, scaler_type=o.scaler,
             scaler_value=o.scaler_value, network_volume_id=o.volume,
@@ -260,7 +231,10 @@ class _Rollout:
         if existing is None:
             self.report("endpoint", f"creating endpoint {o.name}")
             created = self.client.save_endpoint(EndpointSpec(**wanted))
-            self.undo.append((f"deleted endpoint {created.id}", lambda: remove_endpoint(self.client, created.id, with_template=False)))
+            created_id = created.saved_id
+            self.undo.append(
+                (f"deleted endpoint {created_id}", lambda: remove_endpoint(self.client, created_id, with_template=False))
+            )
             return created
         update = replace(existing, template=None, **wanted)
         if update == replace(existing, template=None):
@@ -279,7 +253,7 @@ class _Rollout:
         limit = self.options.wait_timeout or (120.0 if self.backend == "local" else 900.0)
         interval = 0.2 if self.backend == "local" else 3.0
         self.report("wait", "waiting for a worker")
-        api = self.client.endpoint(endpoint.id)
+        api = self.client.endpoint(endpoint.saved_id)
         deadline = time.monotonic() + limit
         health = Health()
         while time.monotonic() < deadline:
@@ -288,7 +262,7 @@ class _Rollout:
                 self.report("ready", "a worker is ready")
                 return
             if health.workers.unhealthy:
-                raise _crash_loop_error(self.client, endpoint.id)
+                raise _crash_loop_error(self.client, endpoint.saved_id)
             if endpoint.workers_max == 0:
                 self.report("ready", "workersMax is 0: no worker will start until it is raised")
                 return
@@ -313,17 +287,14 @@ class _Rollout:
         old = existing.template
         if old is None or not old.name.startswith(f"{self.options.name}-"):
             return
-        try:
+        with contextlib.suppress(RunpodError):  # still referenced somewhere: harmless to keep
             self.client.delete_template(old.name)
-        except RunpodError:
-            pass  # still referenced somewhere: harmless to keep
 
 
 def _crash_loop_error(client: Client, endpoint_id: str) -> RunpodError:
     """Workers crash before taking jobs: say why, with the worker log's last lines."""
-    from .diagnose import diagnose, gather
-
     from .api import local_routes as routes
+    from .diagnose import diagnose, gather
 
     findings = [f for f in diagnose(gather(client, endpoint_id)) if f.code == "crash-loop"]
     lines = routes.logs(client.settings, endpoint_id=endpoint_id, limit=12) or []

@@ -8,16 +8,15 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
-from . import config, journal
-from . import errors
-from .api import Client, EndpointSpec, Health, JobStatus, Policy
+from . import config, errors, journal
+from .api import Client, EndpointSpec, Health, JobStatus, Policy, models
 from .connect import connect
 from .errors import WaitTimeoutError
-from .api import models
 from .findings import Finding
 
 _FINAL_ERRORS = {
@@ -64,7 +63,7 @@ class Job(_Displayed):
 
     view_kind = "job"
 
-    def __init__(self, deployment: "Deployment", job_id: str, *, state: models.JobState | None = None) -> None:
+    def __init__(self, deployment: Deployment, job_id: str, *, state: models.JobState | None = None) -> None:
         self.deployment = deployment
         self.id = job_id
         self._state = state or models.JobState(id=job_id, status=JobStatus.IN_QUEUE)
@@ -136,7 +135,7 @@ class Job(_Displayed):
         )
 
     # -- streaming -------------------------------------------------------------------------
-    def feed(self) -> "ChunkFeed":
+    def feed(self) -> ChunkFeed:
         """The one reader of this job's /stream (RunPod hands each chunk out once): every
         consumer in this process (``stream()``, the widgets) reads from it."""
         with self._lock:
@@ -225,7 +224,7 @@ class Batch(_Displayed):
 
     view_kind = "batch"
 
-    def __init__(self, deployment: "Deployment", jobs: list[Job], batch_id: str) -> None:
+    def __init__(self, deployment: Deployment, jobs: list[Job], batch_id: str) -> None:
         self.deployment = deployment
         self.jobs = jobs
         self.id = batch_id
@@ -263,7 +262,10 @@ class Batch(_Displayed):
         return sum(job.state.status.is_final for job in self.jobs)
 
     def failures(self) -> list[tuple[int, Job]]:
-        return [(i, job) for i, job in enumerate(self.jobs) if job.state.status.is_final and job.state.status is not JobStatus.COMPLETED]
+        return [
+            (i, job) for i, job in enumerate(self.jobs)
+            if job.state.status.is_final and job.state.status is not JobStatus.COMPLETED
+        ]
 
     def wait(self, timeout: float | None = None) -> dict[str, int]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -323,7 +325,7 @@ class Deployment(_Displayed):
         self._lock = threading.Lock()
 
     @classmethod
-    def attach(cls, name_or_id: str, *, backend: str | None = None) -> "Deployment":
+    def attach(cls, name_or_id: str, *, backend: str | None = None) -> Deployment:
         """A handle on an existing endpoint, by name or id (e.g. after a kernel restart)."""
         settings = connect(backend)
         with Client(settings) as client:
@@ -429,7 +431,7 @@ class Deployment(_Displayed):
             raise errors.ConfigError(f"scale(min={low}, max={high}): need 0 <= min <= max.")
         return self.client.save_endpoint(replace(spec, template=None, workers_min=low, workers_max=high))
 
-    def logs(self, *, job: str | Job | None = None, worker: str | None = None, tail: int = 100) -> "LogLines":
+    def logs(self, *, job: str | Job | None = None, worker: str | None = None, tail: int = 100) -> LogLines:
         """Worker log lines (embedded RunPod only; RunPod has no public logs API)."""
         from .api import local_routes as routes
 

@@ -7,13 +7,17 @@ embedded RunPod its worker list); :func:`diagnose` is pure: state in, findings o
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .api.models import GPU_POOLS, Account, EndpointSpec, Health, hourly_cost_range
 from .findings import Finding, sort_findings
+
+if TYPE_CHECKING:
+    from .api import Client
 
 EXIT_FIXES = {
     1: "A Python exception or a missing module at start-up. Read the worker log (%runpod_logs NAME), "
@@ -65,7 +69,8 @@ def _disabled(s: EndpointState) -> Finding | None:
 
 def _deleted(s: EndpointState) -> Finding | None:
     if s.listed is False:
-        return Finding("error", "endpoint-deleted", "This endpoint no longer exists.", "Run the deploy cell again to recreate it.")
+        return Finding("error", "endpoint-deleted", "This endpoint no longer exists.",
+                       "Run the deploy cell again to recreate it.")
     return None
 
 
@@ -80,7 +85,8 @@ def _no_worker_yet(s: EndpointState) -> Finding | None:
 
 def _cloud_only_image(s: EndpointState) -> Finding | None:
     if s.problem:
-        return Finding("error", "cloud-only-image", s.problem, "Deploy with --cloud, or package the handler with %%runpod_deploy --local.")
+        return Finding("error", "cloud-only-image", s.problem,
+                       "Deploy with --cloud, or package the handler with %%runpod_deploy --local.")
     return None
 
 
@@ -184,7 +190,8 @@ def _balance(s: EndpointState) -> Finding | None:
     if a.current_spend_per_hr > 0 and a.client_balance < a.current_spend_per_hr:
         hours = a.client_balance / a.current_spend_per_hr
         return Finding("warning", "low-balance",
-                       f"At ${a.current_spend_per_hr:.2f}/h the balance (${a.client_balance:.2f}) lasts about {hours * 60:.0f} min.",
+                       f"At ${a.current_spend_per_hr:.2f}/h the balance (${a.client_balance:.2f}) "
+                       f"lasts about {hours * 60:.0f} min.",
                        "Add funds, or scale down idle endpoints (workersMin 0).")
     return None
 
@@ -226,7 +233,7 @@ _RULES = (
 )
 
 
-def gather(client: Any, endpoint_id: str) -> EndpointState:
+def gather(client: Client, endpoint_id: str) -> EndpointState:
     """Read what the rules need through a sync :class:`~runpod_jupyter.api.Client`. On the
     embedded RunPod the per-worker list adds exit codes and reasons."""
     from .errors import EndpointNotFoundError, RunpodError
@@ -246,10 +253,8 @@ def gather(client: Any, endpoint_id: str) -> EndpointState:
         state.rest_not_found = True
     except RunpodError:
         pass
-    try:
+    with contextlib.suppress(RunpodError):
         state.account = client.account()
-    except RunpodError:
-        pass
     if client.settings.local_url is not None:
         from .api import local_routes as routes
 

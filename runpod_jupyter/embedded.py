@@ -8,6 +8,7 @@ carries it is readable by the user only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Settings, data_dir as default_data_dir, runtime_dir
+from .config import Settings, runtime_dir
+from .config import data_dir as default_data_dir
 from .errors import ConfigError
 from .secret import Secret
 
@@ -140,14 +142,11 @@ def start(
         env = dict(os.environ)
         if api_key:
             env["RUNPOD_JUPYTER_LOCAL_KEY"] = api_key  # not in argv, where `ps` would show it
-        log = open(directory / "server.log", "ab")
-        try:
+        with open(directory / "server.log", "ab") as log:  # Popen keeps its own copy of the descriptor
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True,
             )
-        finally:
-            log.close()
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             found = find(path)
@@ -179,19 +178,14 @@ def stop(state_file: Path | str | None = None, timeout: float = 15.0) -> bool:
     if _alive(pid):
         os.kill(pid, signal.SIGKILL)
     _reap(pid)
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+    path.unlink(missing_ok=True)
     return True
 
 
 def _reap(pid: int) -> None:
     """Collect our own child's exit status so it does not linger as a zombie."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 class _lock:
@@ -200,7 +194,7 @@ class _lock:
     def __init__(self, path: Path) -> None:
         self.path = path.with_suffix(".lock")
 
-    def __enter__(self) -> "_lock":
+    def __enter__(self) -> _lock:
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -55,6 +55,7 @@ from collections.abc import Sequence
 
 from .secret import redact
 
+
 class RunpodError(Exception):
     """Root of every error this package raises on purpose."""
 

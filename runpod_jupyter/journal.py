@@ -12,9 +12,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .config import data_dir
 from .secret import redact
@@ -74,7 +75,7 @@ class JournalEntry:
         }
 
 
-def preview(value: Any) -> str:
+def preview(value: object) -> str:
     """A short, key-free text of an input, for lists (never the whole payload)."""
     try:
         text = json.dumps(value, default=str)
@@ -107,7 +108,7 @@ class Journal:
         backend: str,
         kind: str = "run",
         batch_id: str | None = None,
-        payload: Any = None,
+        payload: object = None,
     ) -> None:
         with self._lock:
             self._db.execute(
@@ -151,7 +152,8 @@ class Journal:
         limit: int = 100,
     ) -> list[JournalEntry]:
         """Most recent first."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[object] = []
         for column, value in (("endpoint_id", endpoint_id), ("backend", backend), ("batch_id", batch_id)):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -162,7 +164,7 @@ class Journal:
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return list(self._select(f"{where} ORDER BY submitted_at DESC LIMIT ?", (*params, int(limit))))
 
-    def _select(self, tail: str, params: tuple) -> Iterator[JournalEntry]:
+    def _select(self, tail: str, params: tuple[object, ...]) -> Iterator[JournalEntry]:
         columns = [
             "id", "endpoint_id", "endpoint_name", "backend", "kind", "batch_id", "submitted_at",
             "input_preview", "status", "reason", "finished_at", "delay_ms", "execution_ms", "worker_id",

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Run the whole test suite (sets up .venv and test dependencies first).
+# Run the house checks and the whole test suite (sets up .venv and test dependencies first).
+# Arguments go to pytest, e.g. `scripts/test.sh -m "not slow"` for the fast tier.
+# The checks: ruff (lint), mypy (types), import-linter (the layer contracts in pyproject.toml).
 # Three pytest runs: the jupyter_server handler tests need pytest-jupyter's plugin and event loop,
 # and the browser tests (Playwright's sync API) must not share a session with that loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh test
 py=.venv/bin/python
+echo "checks: ruff, mypy, import-linter"
+.venv/bin/ruff check runpod_jupyter tests benchmarks scripts
+.venv/bin/mypy
+.venv/bin/lint-imports
 failed=0
 ran=0
 suite() {

@@ -6,8 +6,9 @@ import contextlib
 import textwrap
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 LOCAL_KEY = "local-test-key-0f9d8c7b6a"
 #: Faster clocks for tests; every value is a real setting of the embedded RunPod.

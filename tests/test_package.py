@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from runpod_jupyter import config, secret
+from runpod_jupyter import config
 from runpod_jupyter.api import ApiError, AsyncClient, Client, ConfigError
 from runpod_jupyter.config import Settings
-from runpod_jupyter.secret import Secret
+from runpod_jupyter.secret import Secret, redact
 
 MARKER = "rpa_MARKERKEY0001"
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,9 @@ def test_base_urls_follow_the_sdk_variables(monkeypatch):
 
 def test_the_key_never_shows(monkeypatch):
     secret = Secret(MARKER)
-    settings = Settings(backend="cloud", rest_base="http://127.0.0.1:9/v2", graphql_url="http://127.0.0.1:9/graphql", api_key=secret)
+    settings = Settings(
+        backend="cloud", rest_base="http://127.0.0.1:9/v2", graphql_url="http://127.0.0.1:9/graphql", api_key=secret
+    )
     client = Client(settings)
     for text in (repr(secret), str(secret), f"{secret}", repr(settings), repr(client)):
         assert MARKER not in text
@@ -79,7 +81,7 @@ def test_the_key_never_shows(monkeypatch):
     # A server that echoes the key back in an error body: the exception still hides it.
     error = ApiError(f"server said: bad key {MARKER}", status=400, hint=f"use {MARKER}")
     assert MARKER not in str(error) and "****" in str(error)
-    assert secret.redact(f"Authorization: Bearer {MARKER}") == "Authorization: Bearer ****"
+    assert redact(f"Authorization: Bearer {MARKER}") == "Authorization: Bearer ****"
     client.close()
 
 

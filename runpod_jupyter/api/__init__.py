@@ -5,9 +5,9 @@ Knows nothing of Jupyter. ``Client``/``AsyncClient`` take a :class:`~runpod_jupy
 embedded RunPod.
 """
 
-from .client import AsyncClient, Client, Endpoint
-from ._wire import RetryPolicy
 from ..errors import *  # noqa: F401,F403  (the exception tree is part of the public API)
+from ._wire import RetryPolicy
+from .client import AsyncClient, Client, Endpoint
 from .models import (
     GPU_POOLS,
     Account,
@@ -15,8 +15,8 @@ from .models import (
     GpuPool,
     GpuType,
     Health,
-    JobState,
     JobCounts,
+    JobState,
     JobStatus,
     NetworkVolume,
     Policy,

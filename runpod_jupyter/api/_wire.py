@@ -8,16 +8,15 @@ only code that does I/O, so retries, payload limits and error mapping exist exac
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
-import time
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Generator
+from typing import Any
 
 import httpx
 
 from .. import errors
+from ..backoff import RetryPolicy, retry_after_seconds  # shared with the registry client; re-exported
 
 Program = Generator[Any, Any, Any]
 
@@ -56,19 +55,6 @@ class Emit:
     value: Any
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    base_delay: float = 0.25
-    max_delay: float = 8.0
-    #: Longest Retry-After we are willing to honour before giving up with RateLimitedError.
-    max_retry_after: float = 60.0
-
-    def backoff(self, attempt: int) -> float:
-        delay = min(self.max_delay, self.base_delay * (2**attempt))
-        return delay * (0.5 + random.random() / 2)
-
-
 def encode_json(payload: Any) -> bytes:
     """Encode a body; a value JSON cannot carry is a user error, caught before anything is sent."""
     try:
@@ -84,17 +70,6 @@ def encode_json(payload: Any) -> bytes:
 def _not_sent(exc: httpx.TransportError) -> bool:
     """True when the request certainly never reached the server (safe to retry even /run)."""
     return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-
-
-def retry_after_seconds(reply: Reply) -> float | None:
-    value = reply.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
 def send(request: Request, policy: RetryPolicy) -> Generator[Any, Any, Reply]:
@@ -123,7 +98,7 @@ def send(request: Request, policy: RetryPolicy) -> Generator[Any, Any, Reply]:
             yield Sleep(policy.backoff(attempt))
             continue
         if reply.status == 429:
-            wait = retry_after_seconds(reply)
+            wait = retry_after_seconds(reply.headers.get("retry-after"))
             if last or (wait is not None and wait > policy.max_retry_after):
                 raise errors.RateLimitedError(
                     "RunPod is rate limiting these requests (429).",
@@ -133,7 +108,7 @@ def send(request: Request, policy: RetryPolicy) -> Generator[Any, Any, Reply]:
                     if wait
                     else "Send fewer requests per second, or batch inputs into one job.",
                 )
-            yield Sleep(wait if wait is not None else policy.backoff(attempt))
+            yield Sleep(policy.delay(attempt, wait))
             continue
         if reply.status in (502, 503, 504) and request.idempotent and not last:
             yield Sleep(policy.backoff(attempt))

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 
-from .._version import __version__
 from .. import errors
+from .._version import __version__
 from ..config import Settings
 from ..connect import connect
 from . import graphql, rest
@@ -35,7 +36,7 @@ class Endpoint:
     """The job API of one endpoint. On an ``AsyncClient`` every method returns an awaitable
     (and ``stream`` an async iterator)."""
 
-    def __init__(self, client: "_ClientBase", endpoint_id: str) -> None:
+    def __init__(self, client: _ClientBase, endpoint_id: str) -> None:
         self._client = client
         self.id = endpoint_id
 
@@ -220,7 +221,7 @@ class Client(_ClientBase):
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -291,7 +292,7 @@ class AsyncClient(_ClientBase):
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -184,7 +184,8 @@ def _registry_auth(url: str, mutation: str, given: dict[str, str], retry: RetryP
 
 def list_registry_auths(url: str, retry: RetryPolicy) -> Program:
     data = yield from execute(url, LIST_REGISTRY_AUTHS, None, retry, what="list registry credentials")
-    return [RegistryAuth(id=c["id"], name=c.get("name") or "") for c in (data.get("myself") or {}).get("containerRegistryCreds") or []]
+    creds = (data.get("myself") or {}).get("containerRegistryCreds") or []
+    return [RegistryAuth(id=c["id"], name=c.get("name") or "") for c in creds]
 
 
 def delete_registry_auth(url: str, auth_id: str, retry: RetryPolicy) -> Program:

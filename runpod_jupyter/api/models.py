@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Iterable
+from typing import Any
 
 
 class JobStatus(str, enum.Enum):
@@ -49,7 +50,7 @@ class JobState:
     reason: str | None = None
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any], job_id: str | None = None) -> "JobState":
+    def from_wire(cls, data: dict[str, Any], job_id: str | None = None) -> JobState:
         if data.get("error") == "request does not exist" and "status" not in data:
             return cls(id=job_id or data.get("id", ""), status=JobStatus.GONE, reason=GONE_REASON)
         raw = str(data.get("status") or "IN_QUEUE").upper()
@@ -97,8 +98,29 @@ class JobCounts:
     retried: int = 0
 
 
-#: Worker states in the order every view shows them.
-WORKER_STATES = ("initializing", "idle", "running", "throttled", "outdated", "unhealthy")
+class WorkerState(str, enum.Enum):
+    """A worker's status as RunPod's REST API v2 reports it. Whether the worker runs an older
+    release is a separate flag there (``isStale``); views count such workers apart, as ``OUTDATED``."""
+
+    RUNNING = "running"
+    IDLE = "idle"
+    INITIALIZING = "initializing"
+    THROTTLED = "throttled"
+    UNHEALTHY = "unhealthy"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: The word views use for a stale worker (one still on an older release), next to the states.
+OUTDATED = "outdated"
+
+#: Worker counts in the order every view shows them: from starting to serving, then the ones that
+#: cannot serve (no capacity, an older release, broken).
+WORKER_STATES: tuple[str, ...] = (
+    WorkerState.INITIALIZING.value, WorkerState.IDLE.value, WorkerState.RUNNING.value,
+    WorkerState.THROTTLED.value, OUTDATED, WorkerState.UNHEALTHY.value,
+)
 
 
 @dataclass(frozen=True)
@@ -129,7 +151,7 @@ class Health:
     registered: bool = True
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> "Health":
+    def from_wire(cls, data: dict[str, Any]) -> Health:
         jobs = data.get("jobs") or {}
         workers = data.get("workers") or {}
         return cls(
@@ -144,7 +166,7 @@ class Health:
         )
 
     @classmethod
-    def no_worker_yet(cls) -> "Health":
+    def no_worker_yet(cls) -> Health:
         return cls(registered=False)
 
 
@@ -213,7 +235,7 @@ class TemplateSpec:
         return out
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> "TemplateSpec":
+    def from_wire(cls, data: dict[str, Any]) -> TemplateSpec:
         return cls(
             id=data.get("id"),
             name=data.get("name") or "",
@@ -256,6 +278,13 @@ class EndpointSpec:
     id: str | None = None
     template: TemplateSpec | None = None
 
+    @property
+    def saved_id(self) -> str:
+        """The id RunPod gave the endpoint; asking for it before it was saved is a bug."""
+        if not self.id:
+            raise ValueError(f"endpoint {self.name!r} has not been saved yet, so it has no id")
+        return self.id
+
     def to_input(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name,
@@ -279,7 +308,7 @@ class EndpointSpec:
         return out
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> "EndpointSpec":
+    def from_wire(cls, data: dict[str, Any]) -> EndpointSpec:
         gpu = data.get("gpuIds") or ""
         template = data.get("template")
         return cls(
@@ -300,7 +329,7 @@ class EndpointSpec:
             template=TemplateSpec.from_wire(template) if isinstance(template, dict) else None,
         )
 
-    def with_changes(self, **changes: Any) -> "EndpointSpec":
+    def with_changes(self, **changes: Any) -> EndpointSpec:
         return replace(self, **changes)
 
 
@@ -315,7 +344,7 @@ class GpuType:
     community_price: float | None = None
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> "GpuType":
+    def from_wire(cls, data: dict[str, Any]) -> GpuType:
         return cls(
             id=data["id"],
             display_name=data.get("displayName") or data["id"],
@@ -335,7 +364,7 @@ class NetworkVolume:
     data_center_id: str
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> "NetworkVolume":
+    def from_wire(cls, data: dict[str, Any]) -> NetworkVolume:
         return cls(
             id=data["id"],
             name=data.get("name") or "",
@@ -386,6 +415,14 @@ GPU_POOLS: dict[str, GpuPool] = {
         GpuPool("HOPPER_141", 141, "H200", 0.00155),
     )
 }
+
+
+def parse_gpu_list(text: str) -> tuple[str, ...]:
+    """``"ADA_24, AMPERE_24"`` → ``("ADA_24", "AMPERE_24")``: how ``--gpu`` and ``gpu=`` are read.
+
+    Only splits; whether the ids are known pools is the deploy's check (it lists them).
+    """
+    return tuple(g.strip() for g in text.split(",") if g.strip())
 
 
 def per_second(pool_id: str | None, *, always_on: bool = False, default: float | None = None) -> float | None:

@@ -16,19 +16,19 @@ Dockerfile with that engine instead. :func:`ensure_registry_auth` lets RunPod pu
 Nothing here is imported by ``import runpod_jupyter``.
 """
 
-from .auth import Credentials, find_credentials
-from .bases import KNOWN_BASES, BaseImage, choose_base, known_base, pick_base
-from .builders import BUILDERS, BuilderStatus, available_builders, build_and_push, dockerfile_for
-from .deps import VENDOR_DIR, IndexOptions
 from ..errors import (
-    ImageError,
     DependencyError,
+    ImageError,
     ImageReferenceError,
     NoBuilderError,
     RegistryAuthError,
     RegistryError,
     RegistryUnreachableError,
 )
+from .auth import Credentials, find_credentials
+from .bases import KNOWN_BASES, BaseImage, choose_base, known_base, pick_base
+from .builders import BUILDERS, BuilderStatus, available_builders, build_and_push, dockerfile_for
+from .deps import VENDOR_DIR, IndexOptions
 from .reference import ImageRef
 from .result import BlobReport, BuildResult, Progress, ProgressCallback
 from .runpod_auth import ensure_registry_auth

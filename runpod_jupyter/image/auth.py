@@ -23,15 +23,15 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlsplit
 
 import httpx
 
-from ..secret import Secret, register_secret
 from ..errors import RegistryAuthError, RegistryError, RegistryUnreachableError
+from ..secret import Secret, register_secret
 from .reference import DOCKER_HUB, canonical_registry, is_loopback
 
 ENV_USERNAME = "RUNPOD_JUPYTER_REGISTRY_USERNAME"

@@ -15,8 +15,8 @@ otherwise.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -85,7 +85,7 @@ class BaseImage:
         except InvalidVersion:
             return False
 
-    def for_python(self, version: str) -> "BaseImage":
+    def for_python(self, version: str) -> BaseImage:
         """The same image, running another of its interpreters (its packages belong to the default one)."""
         if version == self.python:
             return self
@@ -185,17 +185,18 @@ def from_project_manifest(manifest: Mapping[str, object]) -> BaseImage | None:
         return None
     exe = manifest.get("python_executable")
     provides = manifest.get("base_provides") or []
+    names = provides if isinstance(provides, Iterable) else ()
     known = known_base(image)
     if known is not None and (python == known.python or python in known.pythons):
         chosen = known.for_python(python)
     else:
         chosen = BaseImage(image=image, python=python, glibc=known.glibc if known else DEFAULT_GLIBC)
-    extra = {canonicalize_name(str(name)): "" for name in provides if isinstance(name, str)}
+    extra: dict[str, str] = {canonicalize_name(name): "" for name in names if isinstance(name, str)}
     return replace(chosen, python_exe=exe if isinstance(exe, str) and exe else f"python{python}",
                    packages={**extra, **chosen.packages})
 
 
-def choose_base(base: "str | BaseImage | None", python: str | None = None, *, python_exe: str | None = None,
+def choose_base(base: str | BaseImage | None, python: str | None = None, *, python_exe: str | None = None,
                 glibc: str | None = None) -> BaseImage:
     """What the builder should use: a given :class:`BaseImage`, a table entry, or an unknown image
     described by the arguments (its Python defaults to the kernel's)."""

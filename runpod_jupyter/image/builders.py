@@ -18,20 +18,21 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import httpx
 
 from .._version import __version__
+from ..errors import DependencyError, ImageError, NoBuilderError, RegistryAuthError
 from ..secret import Secret
 from .auth import Credentials, credentials_from, find_credentials
 from .bases import BaseImage, choose_base, from_project_manifest
 from .daemonless import push_daemonless
 from .deps import VENDOR_DIR, IndexOptions
 from .manifest import LABEL_PREFIX
-from ..errors import ImageError, DependencyError, NoBuilderError, RegistryAuthError
 from .project import APP_DIR, WorkerProject, load_project
 from .reference import DOCKER_HUB, ImageRef, is_loopback
 from .result import BuildResult, Progress, ProgressCallback

@@ -12,9 +12,10 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
@@ -22,13 +23,12 @@ from .._version import __version__
 from .auth import Credentials, find_credentials
 from .bases import BaseImage
 from .deps import VENDOR_DIR, DepsLayer, IndexOptions, build_deps_layer
-from .manifest import LABEL_PREFIX, ResolvedBase, canonical_json, resolve_base, worker_config, worker_manifest
 from .layers import DEFAULT_LEVEL, Layer, write_layer
+from .manifest import LABEL_PREFIX, ResolvedBase, canonical_json, resolve_base, worker_config, worker_manifest
 from .project import APP_DIR, WorkerProject
 from .reference import ImageRef
 from .registry import Registry, TransferStats, sha256_digest
 from .result import BlobReport, BuildResult, Progress, ProgressCallback
-
 
 #: Concurrent requests while checking and sending blobs (docker uses 3 to 5).
 PARALLEL_REQUESTS = 4
@@ -145,7 +145,7 @@ def push_daemonless(
                 labels=_labels(project, base, resolved, deps, labels),
             )
             config_raw = canonical_json(config)
-            manifest_raw, manifest_type = worker_manifest(resolved, config_raw, [l for l, _k, _c in new_layers])
+            manifest_raw, manifest_type = worker_manifest(resolved, config_raw, [layer for layer, _k, _c in new_layers])
             timings["layers"] = time.monotonic() - t0
 
             t0 = time.monotonic()

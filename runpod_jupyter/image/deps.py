@@ -26,15 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .bases import BaseImage
 from ..errors import DependencyError
+from .bases import BaseImage
 from .layers import DEFAULT_LEVEL, Layer, tree, write_layer
 
 #: Where vendored packages live in the image (on ``PYTHONPATH``).
@@ -107,7 +107,7 @@ def find_uv() -> str | None:
     if sibling.is_file() and os.access(sibling, os.X_OK):
         return str(sibling)
     try:
-        from uv import find_uv_bin  # type: ignore[import-not-found]
+        from uv import find_uv_bin
 
         return find_uv_bin()
     except Exception:  # noqa: BLE001 - the uv wheel is optional; any failure means "no uv"

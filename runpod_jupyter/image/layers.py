@@ -18,9 +18,10 @@ import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable, Iterable, Iterator, Mapping, Union
+from typing import BinaryIO
 
 DEFAULT_LEVEL = 6
 EXCLUDED_NAMES = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store", ".mypy_cache", ".pytest_cache"})
@@ -39,7 +40,7 @@ class Symlink:
     target: str
 
 
-Source = Union[bytes, str, Path, Dir, Symlink]
+Source = bytes | str | Path | Dir | Symlink
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ class _Hashing(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def write(self, data) -> int:
         view = memoryview(data)
         self.hash.update(view)
         self.count += len(view)
@@ -169,9 +170,9 @@ def write_layer(
     partial = dest.with_name(dest.name + ".partial")
     with open(partial, "wb") as out:
         compressed = _Hashing(out)
-        gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=compressed, mtime=0)  # type: ignore[arg-type]
+        gz = gzip.GzipFile(filename="", mode="wb", compresslevel=level, fileobj=compressed, mtime=0)
         plain = _Hashing(gz)  # type: ignore[arg-type]
-        with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as archive:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as archive:
             for path, source in _entries(files):
                 _add(archive, path, source, mtime)
         gz.close()

@@ -13,9 +13,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import ImageError
 from .layers import Layer
@@ -190,7 +191,7 @@ def worker_manifest(base: ResolvedBase, config_raw: bytes, layers: Sequence[Laye
         "schemaVersion": 2,
         "mediaType": manifest_type,
         "config": {"mediaType": config_type, "digest": sha256_digest(config_raw), "size": len(config_raw)},
-        "layers": base.layers + [{"mediaType": layer_type, "digest": l.digest, "size": l.size} for l in layers],
+        "layers": base.layers + [{"mediaType": layer_type, "digest": layer.digest, "size": layer.size} for layer in layers],
     }
     if base.family == "oci":
         body["annotations"] = {

@@ -9,14 +9,43 @@ Private registries get a RunPod registry login (``saveRegistryAuth``), created o
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
 
 from ..api import Client
 from ..errors import DeployError
 from .auth import find_credentials
 from .builders import build_and_push
 from .reference import ImageRef, is_loopback
+from .result import Progress, ProgressCallback
 from .runpod_auth import ensure_registry_auth
+
+
+class PublishedProject(Protocol):
+    """What publishing reads of a packaged worker project (``packaging.WorkerProject``)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def content_hash(self) -> str: ...
+
+
+class PublishOptions(Protocol):
+    """What publishing reads of the deploy options (``deployer.DeployOptions``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def registry(self) -> str | None: ...
+
+    @property
+    def base_image(self) -> str | None: ...
+
+    @property
+    def builder(self) -> str | None: ...
 
 
 def image_target(registry: str, name: str, content_hash: str) -> str:
@@ -24,7 +53,8 @@ def image_target(registry: str, name: str, content_hash: str) -> str:
     return f"{registry.rstrip('/')}/{repository}:{content_hash[:12]}"
 
 
-def publish(client: Client, project: Any, options: Any, report: Callable[[str, str], None]) -> tuple[str, str | None]:
+def publish(client: Client, project: PublishedProject, options: PublishOptions,
+            report: Callable[[str, str], None]) -> tuple[str, str | None]:
     """Build and push; return (digest-pinned image, RunPod registry auth id or None)."""
     if not options.registry:
         raise DeployError(
@@ -47,20 +77,23 @@ def publish(client: Client, project: Any, options: Any, report: Callable[[str, s
         progress=_throttled(report), username=credentials.username if credentials else None,
         password=credentials.password if credentials else None,
     )
-    report("build", f"pushed {result.image} ({result.bytes_uploaded / 1000:.1f} kB uploaded)")
+    uploaded = f" ({result.bytes_uploaded / 1000:.1f} kB uploaded)" if result.bytes_uploaded is not None else ""
+    report("build", f"pushed {result.image}{uploaded}")
     auth_id = ensure_registry_auth(client, result.image, credentials=credentials) if credentials else None
     return result.image, auth_id
 
 
-def _throttled(report: Callable[[str, str], None], every: float = 2.0) -> Callable[[Any], None]:
+def _throttled(report: Callable[[str, str], None], every: float = 2.0) -> ProgressCallback:
     """Build progress arrives per chunk; pass on phase changes and at most one line per ``every`` s."""
-    state = {"phase": None, "at": 0.0}
+    last_phase: str | None = None
+    last_at = 0.0
 
-    def on_progress(progress: Any) -> None:
+    def on_progress(progress: Progress) -> None:
+        nonlocal last_phase, last_at
         now = time.monotonic()
-        if progress.phase == state["phase"] and now - state["at"] < every:
+        if progress.phase == last_phase and now - last_at < every:
             return
-        state["phase"], state["at"] = progress.phase, now
+        last_phase, last_at = progress.phase, now
         share = f" {progress.fraction:.0%}" if progress.fraction is not None else ""
         report("build", f"{progress.phase}{share} {progress.message}".rstrip())
 

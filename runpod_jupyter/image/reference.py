@@ -59,7 +59,7 @@ class ImageRef:
     digest: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "ImageRef":
+    def parse(cls, text: str) -> ImageRef:
         """Parse ``[registry/]repo[:tag][@digest]`` with docker's defaulting rules."""
         original = text
         text = (text or "").strip()
@@ -109,10 +109,10 @@ class ImageRef:
         """``registry/repository`` as docker and RunPod templates write it."""
         return f"{self.registry}/{self.repository}"
 
-    def with_digest(self, digest: str) -> "ImageRef":
+    def with_digest(self, digest: str) -> ImageRef:
         return replace(self, digest=digest)
 
-    def with_tag(self, tag: str | None) -> "ImageRef":
+    def with_tag(self, tag: str | None) -> ImageRef:
         return replace(self, tag=tag)
 
     def pinned(self) -> str:

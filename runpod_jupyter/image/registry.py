@@ -18,20 +18,21 @@ Written against the distribution spec and checked against the Debian ``docker-re
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, NoReturn
+from typing import Any, NoReturn
 
 import httpx
 
 from .._version import __version__
-from .auth import Authenticator, Credentials, login_hint
+from ..backoff import RetryPolicy, retry_after_seconds
 from ..errors import RegistryAuthError, RegistryError, RegistryUnreachableError
+from .auth import Authenticator, Credentials, login_hint
 from .reference import is_loopback
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -46,9 +47,9 @@ MONOLITHIC_MAX = 4 * 1024 * 1024
 #: Chunk size when a registry wants Content-Range chunks (GHCR's limit).
 CHUNK_MAX = 4 * 1024 * 1024
 READ_SIZE = 1024 * 1024
-MAX_ATTEMPTS = 4
-MAX_BACKOFF_S = 8.0
-MAX_RETRY_AFTER_S = 30.0
+#: Retries for registry requests: 0.5, 1, 2 s without jitter (a push is one client, not a herd);
+#: a longer Retry-After is cut to 30 s rather than given up on (a push is worth the wait).
+RETRY = RetryPolicy(attempts=4, base_delay=0.5, max_delay=8.0, max_retry_after=30.0, jitter=False)
 DEFAULT_TIMEOUT = httpx.Timeout(connect=15.0, read=300.0, write=300.0, pool=60.0)
 _RETRYABLE = {429, 500, 502, 503, 504}
 
@@ -123,6 +124,7 @@ class Registry:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         stats: TransferStats | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        retry: RetryPolicy = RETRY,
     ) -> None:
         self.host = host
         use_http = is_loopback(host) if plain_http is None else plain_http
@@ -130,6 +132,7 @@ class Registry:
         self.auth = Authenticator(host, credentials, scopes or [])
         self.stats = stats if stats is not None else TransferStats()
         self._sleep = sleep
+        self.retry_policy = retry
         self._pinged = False
         self._auth_lock = threading.Lock()
         self.http = httpx.Client(
@@ -146,7 +149,7 @@ class Registry:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "Registry":
+    def __enter__(self) -> Registry:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,7 +194,8 @@ class Registry:
             self.ping()
         url = self._url(path_or_url)
         reauthed = False
-        for attempt in range(MAX_ATTEMPTS):
+        attempts = self.retry_policy.attempts
+        for attempt in range(attempts):
             if self.auth.expired():
                 self._reauth(url)
             send_headers = {**self.auth.header(), **(headers or {})}
@@ -203,9 +207,9 @@ class Registry:
                 self.stats.add(requests=1)
                 # A refused connection is retried once (a registry restarting); a broken GET/HEAD
                 # more often (the request had no side effect).
-                limit = 2 if isinstance(exc, httpx.ConnectError) else MAX_ATTEMPTS if method in ("GET", "HEAD") else 1
+                limit = 2 if isinstance(exc, httpx.ConnectError) else attempts if method in ("GET", "HEAD") else 1
                 if retry and attempt < limit - 1:
-                    self._sleep(_backoff(attempt))
+                    self._sleep(self.retry_policy.backoff(attempt))
                     continue
                 raise self._unreachable(exc) from None
             self.stats.add(requests=1, bytes_down=0 if stream else len(response.content))
@@ -217,8 +221,8 @@ class Registry:
                         reauthed = True
                         continue
                 return response
-            if response.status_code in _RETRYABLE and retry and attempt < MAX_ATTEMPTS - 1:
-                delay = _retry_after(response) or _backoff(attempt)
+            if response.status_code in _RETRYABLE and retry and attempt < attempts - 1:
+                delay = self.retry_policy.delay(attempt, retry_after_seconds(response.headers.get("retry-after")))
                 response.close()
                 self._sleep(delay)
                 continue
@@ -433,7 +437,7 @@ class Registry:
                 transient = isinstance(exc, RegistryUnreachableError) or (exc.status or 0) in _RETRYABLE
                 if attempt or not transient:
                     raise
-                self._sleep(_backoff(attempt))
+                self._sleep(self.retry_policy.backoff(attempt))
                 location = None
 
     def _upload_once(
@@ -507,21 +511,3 @@ class Registry:
         if offset != size:
             raise RegistryError(f"Sent {offset} bytes for a blob of {size} bytes; the source changed while uploading.")
         return location
-
-
-def _backoff(attempt: int) -> float:
-    return min(0.5 * (2**attempt), MAX_BACKOFF_S)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        seconds = parsed.timestamp() - time.time()
-    return max(0.0, min(seconds, MAX_RETRY_AFTER_S))

@@ -6,8 +6,8 @@ which builder ran.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 #: Phases in the order a daemonless build goes through them; engine builders use build/push.
 PHASES = ("resolve", "dependencies", "layers", "upload", "manifest", "build", "push", "done")

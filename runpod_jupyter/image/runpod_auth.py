@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ..errors import RegistryAuthError
 from ..secret import Secret
 from .auth import Credentials, credentials_from, find_credentials, login_hint
-from ..errors import RegistryAuthError
 from .reference import ImageRef
 
 

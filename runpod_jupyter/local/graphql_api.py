@@ -13,12 +13,12 @@ import secrets
 import string
 from typing import Any
 
-from graphql import GraphQLError, GraphQLScalarType, build_schema, execute, parse, validate
+from graphql import GraphQLError, GraphQLScalarType, build_schema, execute_sync, parse, validate
 from graphql.error import GraphQLSyntaxError
 
 from ..api.models import GPU_POOLS
+from ..errors import ControlPlaneError
 from .engine import Engine
-from .model import ControlPlaneError
 
 SDL = """
 scalar Void
@@ -201,12 +201,13 @@ class ManagementAPI:
         query["myself"].resolve = lambda *_: self._myself()
         query["gpuTypes"].resolve = lambda _src, _info, input=None: self._gpu_types(input or {})
         mutation = self.schema.mutation_type.fields  # type: ignore[union-attr]
-        mutation["saveTemplate"].resolve = lambda _s, _i, input: self._template(engine.save_template(_env_in(input)))
-        mutation["deleteTemplate"].resolve = lambda _s, _i, templateName: engine.delete_template(templateName)
-        mutation["saveEndpoint"].resolve = lambda _s, _i, input: self._endpoint(engine.save_endpoint(dict(input)))
-        mutation["deleteEndpoint"].resolve = lambda _s, _i, id: engine.delete_endpoint(id)
+        catalog = engine.catalog
+        mutation["saveTemplate"].resolve = lambda _s, _i, input: self._template(catalog.save_template(_env_in(input)))
+        mutation["deleteTemplate"].resolve = lambda _s, _i, templateName: catalog.delete_template(templateName)
+        mutation["saveEndpoint"].resolve = lambda _s, _i, input: self._endpoint(catalog.save_endpoint(dict(input)))
+        mutation["deleteEndpoint"].resolve = lambda _s, _i, id: catalog.delete_endpoint(id)
         mutation["updateEndpointTemplate"].resolve = lambda _s, _i, input: self._endpoint(
-            engine.save_endpoint({"id": input["endpointId"], "templateId": input["templateId"]})
+            catalog.save_endpoint({"id": input["endpointId"], "templateId": input["templateId"]})
         )
         mutation["createNetworkVolume"].resolve = lambda _s, _i, input: self._create_volume(input)
         mutation["saveRegistryAuth"].resolve = lambda _s, _i, input: self._save_registry_auth(input)
@@ -224,7 +225,7 @@ class ManagementAPI:
         problems = validate(self.schema, document)
         if problems:
             return 400, {"errors": [p.formatted for p in problems]}
-        result = execute(
+        result = execute_sync(  # every resolver here is synchronous
             self.schema, document, variable_values=payload.get("variables") or None,
             operation_name=payload.get("operationName"),
         )
@@ -235,27 +236,27 @@ class ManagementAPI:
 
     # -- views ---------------------------------------------------------------------------------
     def _myself(self) -> dict[str, Any]:
-        engine = self.engine
+        engine, catalog = self.engine, self.engine.catalog
         return {
             "id": "user_local",
             "email": "local@runpod-jupyter",
             "pubKey": "",
-            "clientBalance": round(engine.current_balance(), 6),
-            "currentSpendPerHr": round(engine.spend_per_hour(), 6),
+            "clientBalance": round(engine.billing.current_balance(), 6),
+            "currentSpendPerHr": round(engine.billing.spend_per_hour(), 6),
             "spendLimit": None,
-            "endpoints": lambda *_: [self._endpoint(engine.endpoint_view(ep)) for ep in engine.endpoints.values()],
+            "endpoints": lambda *_: [self._endpoint(catalog.endpoint_view(ep)) for ep in engine.endpoints.values()],
             "endpoint": lambda _info, id=None: (
-                self._endpoint(engine.endpoint_view(engine.endpoints[id])) if id in engine.endpoints else None
+                self._endpoint(catalog.endpoint_view(engine.endpoints[id])) if id in engine.endpoints else None
             ),
-            "networkVolumes": lambda *_: list(engine.volumes.values()),
+            "networkVolumes": lambda *_: list(catalog.volumes.values()),
             "containerRegistryCreds": lambda *_: [
-                {"id": a["id"], "name": a["name"]} for a in engine.registry_auths.values()
+                {"id": a["id"], "name": a["name"]} for a in catalog.registry_auths.values()
             ],
-            "podTemplates": lambda *_: [self._template(t) for t in engine.templates.values()],
+            "podTemplates": lambda *_: [self._template(t) for t in catalog.templates.values()],
         }
 
     def _endpoint(self, data: dict[str, Any]) -> dict[str, Any]:
-        volume = self.engine.volumes.get(data.get("networkVolumeId") or "")
+        volume = self.engine.catalog.volumes.get(data.get("networkVolumeId") or "")
         template = data.get("template")
         return {
             **data,
@@ -294,21 +295,21 @@ class ManagementAPI:
         if int(given["size"]) < 1:
             raise ControlPlaneError("size must be at least 1 GB.")
         volume = {"id": _random_id(), "name": given["name"], "size": int(given["size"]), "dataCenterId": given["dataCenterId"]}
-        self.engine.volumes[volume["id"]] = volume
+        self.engine.catalog.volumes[volume["id"]] = volume
         self.engine.store.put("volumes", volume["id"], volume)
         return volume
 
     def _save_registry_auth(self, given: dict[str, Any]) -> dict[str, Any]:
-        if any(a["name"] == given["name"] for a in self.engine.registry_auths.values()):
+        if any(a["name"] == given["name"] for a in self.engine.catalog.registry_auths.values()):
             raise ControlPlaneError(f"Registry auth name must be unique: {given['name']!r} is taken.")
         auth = {"id": _random_id(), "name": given["name"], "username": given["username"],
                 "password": password_check(given["password"])}
-        self.engine.registry_auths[auth["id"]] = auth
+        self.engine.catalog.registry_auths[auth["id"]] = auth
         self.engine.store.put("registry_auths", auth["id"], auth)
         return {"id": auth["id"], "name": auth["name"]}
 
     def _update_registry_auth(self, given: dict[str, Any]) -> dict[str, Any]:
-        auth = self.engine.registry_auths.get(given["id"])
+        auth = self.engine.catalog.registry_auths.get(given["id"])
         if auth is None:
             raise ControlPlaneError(f"Registry auth {given['id']} does not exist.")
         auth["username"] = given["username"]
@@ -317,7 +318,7 @@ class ManagementAPI:
         return {"id": auth["id"], "name": auth["name"]}
 
     def _delete_registry_auth(self, auth_id: str) -> None:
-        if self.engine.registry_auths.pop(auth_id, None) is None:
+        if self.engine.catalog.registry_auths.pop(auth_id, None) is None:
             raise ControlPlaneError(f"Registry auth {auth_id} does not exist.")
         self.engine.store.delete("registry_auths", auth_id)
 
@@ -345,7 +346,7 @@ def _env_in(given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error(error: GraphQLError) -> dict[str, Any]:
-    formatted = error.formatted
+    formatted: dict[str, Any] = dict(error.formatted)
     if isinstance(error.original_error, ControlPlaneError):
         formatted["message"] = str(error.original_error)
     return formatted

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
+from ..api.models import JobStatus
 
 
 class Signal:
@@ -20,32 +21,35 @@ class Signal:
         self._future: asyncio.Future[None] | None = None
 
     def notify(self) -> None:
+        """Wake every current waiter; later waiters wait for the next notify."""
         if self._future is not None and not self._future.done():
             self._future.set_result(None)
         self._future = None
 
     async def wait(self, timeout: float) -> None:
+        """Return on the next notify, or after ``timeout`` seconds, whichever comes first."""
         if timeout <= 0:
             return
         if self._future is None:
             self._future = asyncio.get_running_loop().create_future()
-        try:
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._future), timeout)
-        except asyncio.TimeoutError:
-            pass
 
 
 def new_job_id(kind: str) -> str:
+    """A RunPod-shaped job id; /runsync ids start with ``sync-`` as on the platform."""
     return f"{'sync-' if kind == 'sync' else ''}{uuid.uuid4()}-u1"
 
 
 @dataclass
 class JobRecord:
+    """One job as the control plane keeps it, from submission until its result's retention ends."""
+
     id: str
     endpoint_id: str
     input: Any
     kind: str = "run"  # "run" or "sync": decides result retention
-    status: str = "IN_QUEUE"
+    status: JobStatus = JobStatus.IN_QUEUE
     output: Any = None
     error: Any = None
     progress: Any = None
@@ -71,31 +75,38 @@ class JobRecord:
         "started", "finished", "worker_id", "webhook", "policy", "s3_config", "retries", "reason", "events",
     )
 
+    def __post_init__(self) -> None:
+        self.status = JobStatus(self.status)  # rows read back from the store hold the plain string
+
     @property
     def final(self) -> bool:
-        return self.status in FINAL
+        return self.status.is_final
 
     def event(self, kind: str, detail: str = "") -> None:
+        """Add to the job's timeline (the widgets and the sidebar show it) and wake its waiters."""
         self.events.append([round(time.time(), 3), kind, detail])
         self.changed.notify()
 
     def delay_ms(self) -> int:
+        """Time in the queue so far, as RunPod's ``delayTime``."""
         end = self.started or self.finished or time.time()
         return max(0, int((end - self.created) * 1000))
 
     def execution_ms(self) -> int | None:
+        """Time running so far, as RunPod's ``executionTime``; None before a worker took it."""
         if self.started is None:
             return None
         return max(0, int(((self.finished or time.time()) - self.started) * 1000))
 
     # -- the cloud's JSON shapes ---------------------------------------------------------------
     def status_view(self) -> dict[str, Any]:
+        """The job as /status, /runsync and /cancel answer it on RunPod."""
         view: dict[str, Any] = {"id": self.id, "status": self.status, "delayTime": self.delay_ms()}
         if self.started is not None:
             view["executionTime"] = self.execution_ms()
         if self.worker_id:
             view["workerId"] = self.worker_id
-        if self.status == "IN_PROGRESS" and self.progress is not None:
+        if self.status == JobStatus.IN_PROGRESS and self.progress is not None:
             view["output"] = self.progress
         elif self.final and self.output is not None:
             view["output"] = self.output
@@ -115,6 +126,7 @@ class JobRecord:
         return payload
 
     def webhook_body(self) -> dict[str, Any]:
+        """What RunPod POSTs to the job's webhook when it ends."""
         body = {**self.status_view(), "input": self.input, "webhook": self.webhook}
         body.setdefault("output", None)
         return body
@@ -137,8 +149,10 @@ class JobRecord:
 
     # -- persistence ---------------------------------------------------------------------------
     def to_row(self) -> dict[str, Any]:
+        """The fields kept across a restart (the status as its plain string, being a str enum)."""
         return {name: getattr(self, name) for name in self._PERSISTED}
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "JobRecord":
+    def from_row(cls, row: dict[str, Any]) -> JobRecord:
+        """A job read back from the store; fields it does not know are ignored."""
         return cls(**{k: v for k, v in row.items() if k in cls._PERSISTED})

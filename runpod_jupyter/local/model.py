@@ -1,29 +1,31 @@
-"""The embedded RunPod's data model: its options, an endpoint's runtime state, and the small
-facts (prices, ids, timeouts) the control plane and the scaler share."""
+"""The embedded RunPod's data model: its options, an endpoint's runtime state, the state all parts
+of the control plane share, and the small facts (prices, ids, timeouts) they and the scaler use."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import string
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..api.models import per_second
 from . import workers as wk
-from ..errors import ControlPlaneError
 from .jobs import Signal
+from .store import Store
 
-HOLDS_GPU = frozenset({"initializing", "idle", "running", "draining"})
-SLOT_STATES = frozenset({"initializing", "idle", "running", "throttled", "unhealthy"})
 DEFAULT_PRICE = 0.0002
-
 
 
 @dataclass
 class Options:
+    """How the embedded RunPod behaves: its keys and limits, and the platform's timings (tests
+    shorten them)."""
+
     api_key: str
     worker_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     data_dir: Path = Path(".")
@@ -49,6 +51,8 @@ class Options:
 
 @dataclass
 class EndpointRuntime:
+    """An endpoint: its GraphQL settings, the release its workers should run, its counters and queue."""
+
     data: dict[str, Any]
     template: dict[str, Any]  # snapshot taken at release time (saveTemplate alone changes nothing)
     release: int = 1
@@ -68,6 +72,7 @@ class EndpointRuntime:
         return self.data["id"]
 
     def setting(self, key: str, default: int) -> int:
+        """An integer setting; ``default`` when unset (GraphQL may store null)."""
         value = self.data.get(key)
         return default if value is None else int(value)
 
@@ -77,6 +82,7 @@ class EndpointRuntime:
 
     @property
     def problem(self) -> str | None:
+        """Why no worker of this endpoint can start here, if none can (scaling then waits)."""
         image = self.template.get("imageName", "")
         if wk.project_dir(image) is None:
             return (
@@ -87,11 +93,42 @@ class EndpointRuntime:
         return None
 
     def to_row(self) -> dict[str, Any]:
+        """What is kept across a restart (not the queue: the jobs' rows rebuild it)."""
         return {
             "data": self.data, "template": self.template, "release": self.release,
             "completed": self.completed, "failed": self.failed, "retried": self.retried,
             "spent": self.spent, "disabled": self.disabled, "created": self.created,
         }
+
+
+class Shared:
+    """What every part of the control plane reads and changes: the options, the store, endpoints
+    and workers, the clock's wake-up and the background tasks. Each part holds this one object
+    rather than a reference to the part that owns the state."""
+
+    def __init__(self, options: Options, store: Store) -> None:
+        self.options = options
+        self.store = store
+        self.endpoints: dict[str, EndpointRuntime] = {}
+        self.workers: dict[str, wk.WorkerRecord] = {}
+        self.wake = Signal()  # something changed that the clock (scaling) should act on now
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Run in the background, holding the task so it is neither collected nor forgotten at shutdown."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def save_endpoint(self, ep: EndpointRuntime) -> None:
+        self.store.put("endpoints", ep.id, ep.to_row())
+
+    def workers_of(self, endpoint_id: str) -> list[wk.WorkerRecord]:
+        return [w for w in self.workers.values() if w.endpoint_id == endpoint_id]
 
 
 def random_id(length: int = 14) -> str:
@@ -105,6 +142,8 @@ def price(pool: str | None, *, active: bool = False) -> float:
 
 
 def init_timeout(ep: EndpointRuntime | None, default: float) -> float:
+    """How long a worker may take to first ask for work: the template's ``RUNPOD_INIT_TIMEOUT``
+    when set, as on the platform."""
     if ep is not None:
         for item in ep.template.get("env") or []:
             if item.get("key") == "RUNPOD_INIT_TIMEOUT":

@@ -14,12 +14,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .model import SLOT_STATES, EndpointRuntime
-from .workers import WorkerRecord
+from .model import EndpointRuntime
+from .workers import SLOT_STATES, WorkerPhase, WorkerRecord
 
 
 @dataclass
 class Plan:
+    """What to change now: workers to start, to drain (with why), and throttled ones to drop."""
+
     start: int = 0
     drain: list[tuple[WorkerRecord, str]] = field(default_factory=list)
     #: Throttled workers no longer wanted: they hold no GPU and no process, so they just end.
@@ -43,9 +45,9 @@ def plan(
     floor = max(low, 1 if ep.prewarm else 0)
     want = floor
     if ep.queue:
-        ready = [w for w in current if w.state in ("idle", "initializing")]
+        ready = [w for w in current if w.state in (WorkerPhase.IDLE, WorkerPhase.INITIALIZING)]
         if ep.data.get("scalerType") == "REQUEST_COUNT":
-            busy = sum(1 for w in current if w.state == "running")
+            busy = sum(1 for w in current if w.state == WorkerPhase.RUNNING)
             want = max(want, math.ceil((len(ep.queue) + busy) / max(1, ep.setting("scalerValue", 4))))
         elif not current:
             want = max(want, 1)  # a cold endpoint starts a worker at once
@@ -56,17 +58,18 @@ def plan(
     if outdated:
         want = max(want, min(high, len(current) + len(outdated)))  # replace what is rolling out
         step = max(1, math.ceil(0.1 * high))
-        decision.drain += [(w, "outdated: replaced by the new release") for w in outdated if w.state != "running"][:step]
+        replaceable = [w for w in outdated if w.state != WorkerPhase.RUNNING]
+        decision.drain += [(w, "outdated: replaced by the new release") for w in replaceable][:step]
     decision.start = max(0, min(min(want, high) - len(current), room))
     idle_timeout = ep.setting("idleTimeout", 5)
     surplus = len(current) + decision.start - floor
     for worker in sorted(current, key=lambda w: w.idle_since or 0):
         if surplus <= 0 or ep.queue:
             break
-        if worker.state == "idle" and worker.idle_since and now - worker.idle_since >= idle_timeout:
+        if worker.state == WorkerPhase.IDLE and worker.idle_since and now - worker.idle_since >= idle_timeout:
             decision.drain.append((worker, f"idle for {idle_timeout} s (idleTimeout)"))
             surplus -= 1
-        elif worker.state == "throttled":
+        elif worker.state == WorkerPhase.THROTTLED:
             decision.retire.append(worker)
             surplus -= 1
     return decision

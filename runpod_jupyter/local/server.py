@@ -23,14 +23,16 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
+from ..embedded import read_state, write_state
 from .engine import Engine
-from .model import Options
 from .graphql_api import ManagementAPI
+from .model import Options
 from .store import Store
 
 RUN_LIMIT = 10 * 1000 * 1000
@@ -165,7 +167,7 @@ class LocalRunPod:
         if refused is not None:
             return refused
         ep, body = found
-        job = self.engine.submit(ep, body, "run")
+        job = self.engine.queue.submit(ep, body, "run")
         return _json({"id": job.id, "status": job.status})
 
     async def runsync(self, request: web.Request) -> web.Response:
@@ -177,8 +179,8 @@ class LocalRunPod:
             wait_ms = int(request.query.get("wait", 90_000))
         except ValueError:
             wait_ms = 90_000
-        job = self.engine.submit(ep, body, "sync")
-        await self.engine.wait_final(job, max(1000, min(wait_ms, 300_000)) / 1000)
+        job = self.engine.queue.submit(ep, body, "sync")
+        await self.engine.queue.wait_final(job, max(1000, min(wait_ms, 300_000)) / 1000)
         return _json(job.status_view())
 
     async def _job(self, request: web.Request, route: str) -> tuple[Any, web.Response | None]:
@@ -188,7 +190,7 @@ class LocalRunPod:
         ep = self.engine.endpoint(request.match_info["ep"])
         if ep is None:
             return None, _json(NOT_FOUND, 404)
-        job = self.engine.job(ep, request.match_info["job"])
+        job = self.engine.queue.job(ep, request.match_info["job"])
         if job is None:
             return None, _json(GONE, 404)
         return (ep, job), None
@@ -199,14 +201,14 @@ class LocalRunPod:
 
     async def stream(self, request: web.Request) -> web.Response:
         found, refused = await self._job(request, "stream")
-        return refused or _json(await self.engine.stream(found[1]))
+        return refused or _json(await self.engine.queue.stream(found[1]))
 
     async def cancel(self, request: web.Request) -> web.Response:
         found, refused = await self._job(request, "cancel")
         if refused is not None:
             return refused
         ep, job = found
-        self.engine.cancel(ep, job)
+        self.engine.queue.cancel(ep, job)
         return _json({"id": job.id, "status": job.status})
 
     async def health(self, request: web.Request) -> web.Response:
@@ -220,19 +222,19 @@ class LocalRunPod:
         ep = self.engine.endpoint(request.match_info["ep"])
         if ep is None:
             return _json(NOT_FOUND, 404)
-        return _json({"removed": self.engine.purge(ep), "status": "completed"})
+        return _json({"removed": self.engine.queue.purge(ep), "status": "completed"})
 
     # -- worker-facing -------------------------------------------------------------------------
     async def take(self, request: web.Request) -> web.Response:
         batch = "job-take-batch" in request.path
         size = _int(request.query.get("batch_size"), 1) if batch else 1
-        jobs = await self.engine.take(request.match_info["ep"], request.match_info["worker"], max(1, size))
+        jobs = await self.engine.worker_api.take(request.match_info["ep"], request.match_info["worker"], max(1, size))
         if not jobs:
             return web.Response(status=204)
         return _json(jobs if batch else jobs[0])
 
     async def stop(self, request: web.Request) -> web.Response:
-        ids = await self.engine.stop_poll(request.match_info["ep"], request.match_info["worker"])
+        ids = await self.engine.worker_api.stop_poll(request.match_info["ep"], request.match_info["worker"])
         return _json({"jobsToStop": ids}) if ids else web.Response(status=204)
 
     async def _worker_body(self, request: web.Request) -> dict[str, Any]:
@@ -245,16 +247,16 @@ class LocalRunPod:
 
     async def done(self, request: web.Request) -> web.Response:
         body = await self._worker_body(request)
-        self.engine.job_done(request.match_info["worker"], request.match_info["job"], body)
+        self.engine.worker_api.job_done(request.match_info["worker"], request.match_info["job"], body)
         return _json({"ok": True})
 
     async def job_stream(self, request: web.Request) -> web.Response:
         body = await self._worker_body(request)
-        self.engine.job_stream(request.match_info["worker"], request.match_info["job"], body)
+        self.engine.worker_api.job_stream(request.match_info["worker"], request.match_info["job"], body)
         return _json({"ok": True})
 
     async def worker_ping(self, request: web.Request) -> web.Response:
-        self.engine.ping(request.match_info["worker"], dict(request.query))
+        self.engine.worker_api.ping(request.match_info["worker"], dict(request.query))
         return _json({"ok": True})
 
     # -- local-only ----------------------------------------------------------------------------
@@ -298,14 +300,14 @@ class LocalRunPod:
         body = json.loads(await request.read() or b"{}")
         if not isinstance(body, dict) or not isinstance(body.get("balance"), (int, float)):
             return _json({"error": 'send {"balance": <number>}'}, 400)
-        self.engine.set_balance(body["balance"])
-        return _json({"clientBalance": self.engine.current_balance()})
+        self.engine.billing.set_balance(body["balance"])
+        return _json({"clientBalance": self.engine.billing.current_balance()})
 
     async def local_gpus(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read() or b"{}")
         if not isinstance(body, dict) or not all(isinstance(v, int) and v >= 0 for v in body.values()):
             return _json({"error": 'send {"POOL_ID": <capacity>, ...}'}, 400)
-        self.engine.set_capacity(body)
+        self.engine.fleet.set_capacity(body)
         return _json({"gpus": self.engine.options.gpus})
 
 
@@ -349,15 +351,13 @@ async def start_server(options: Options, port: int = 0) -> tuple[web.AppRunner, 
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     options.control_url = f"http://127.0.0.1:{bound}"
-    engine._spawn(engine.run())
+    engine.start()
     return runner, engine, bound
 
 
 async def _serve(options: Options, port: int, state_file: Path | None, announce: bool) -> None:
     runner, engine, bound = await start_server(options, port)
     if state_file is not None:
-        from . import write_state
-
         write_state(state_file, pid=os.getpid(), port=bound, api_key=options.api_key, data_dir=options.data_dir)
     if announce:
         print(f"Embedded RunPod listening on 127.0.0.1:{bound}", flush=True)
@@ -373,8 +373,6 @@ async def _serve(options: Options, port: int, state_file: Path | None, announce:
     await runner.cleanup()
     engine.store.close()
     if state_file is not None and state_file.exists():
-        from . import read_state
-
         state = read_state(state_file)
         if state and state.get("pid") == os.getpid():
             state_file.unlink()

@@ -10,6 +10,8 @@ never reaches the worker; the worker's own ping process is killed with it (proce
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import json
 import os
 import shlex
@@ -17,9 +19,43 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from ..api.models import OUTDATED as STALE_WORD
+from ..api.models import WorkerState
+from .jobs import Signal
+
+
+class WorkerPhase(str, enum.Enum):
+    """Where a worker is in its life inside the embedded RunPod: the states RunPod reports
+    (:class:`WorkerState`, same values), and two it never shows: ``DRAINING`` (told to stop, its
+    process finishing) and ``EXITED`` (the process is gone; the record stays a while for its logs).
+    ``OUTDATED`` is never held: it is what views say of a live worker of an older release."""
+
+    INITIALIZING = WorkerState.INITIALIZING.value
+    IDLE = WorkerState.IDLE.value
+    RUNNING = WorkerState.RUNNING.value
+    THROTTLED = WorkerState.THROTTLED.value
+    UNHEALTHY = WorkerState.UNHEALTHY.value
+    DRAINING = "draining"
+    EXITED = "exited"
+    OUTDATED = STALE_WORD
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Up and able to take jobs.
+SERVING = frozenset({WorkerPhase.IDLE, WorkerPhase.RUNNING})
+#: Told to stop, or stopped: no new work, not counted by /health.
+LEAVING = frozenset({WorkerPhase.DRAINING, WorkerPhase.EXITED})
+#: Holding a GPU of their pool (capacity is counted over these).
+HOLDS_GPU = frozenset({WorkerPhase.INITIALIZING, *SERVING, WorkerPhase.DRAINING})
+#: Taking one of the endpoint's ``workersMax`` slots.
+SLOT_STATES = frozenset({WorkerPhase.INITIALIZING, *SERVING, WorkerPhase.THROTTLED, WorkerPhase.UNHEALTHY})
 
 #: Meaning of a worker's exit code, in the words the field notes use.
 EXIT_MEANINGS = {
@@ -41,6 +77,7 @@ def exit_code(returncode: int) -> int:
 
 
 def describe_exit(code: int) -> str:
+    """The exit code with what it usually means, for the worker's and its jobs' reasons."""
     return f"exit code {code}: {EXIT_MEANINGS.get(code, 'the worker process ended')}"
 
 
@@ -50,7 +87,7 @@ class WorkerRecord:
     endpoint_id: str
     release: int
     pool: str | None = None
-    state: str = "initializing"
+    state: WorkerPhase = WorkerPhase.INITIALIZING
     jobs: set[str] = field(default_factory=set)
     created: float = field(default_factory=time.time)
     spawned: float | None = None
@@ -67,19 +104,24 @@ class WorkerRecord:
     pid: int | None = None
     logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT), repr=False)
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    #: Wakes its job-stop long-poll: one of its jobs ended, or it is draining.
+    news: Signal = field(default_factory=Signal, repr=False)
 
-    @property
-    def alive(self) -> bool:
-        return self.state not in ("exited",)
+    def __post_init__(self) -> None:
+        self.state = WorkerPhase(self.state)
 
     def view(self, current_release: int) -> dict[str, Any]:
+        """Local-only: the worker as ``/local/endpoints/{id}/workers`` lists it. ``isStale`` is
+        REST v2's flag for a worker of an older release; views count a live one as outdated."""
+        stale = self.release < current_release
         state = self.state
-        if self.release < current_release and state not in ("draining", "exited"):
-            state = "outdated"
+        if stale and state not in LEAVING:
+            state = WorkerPhase.OUTDATED
         return {
             "id": self.id,
             "endpointId": self.endpoint_id,
             "state": state,
+            "isStale": stale,
             "release": self.release,
             "gpu": self.pool,
             "alwaysOn": self.active,
@@ -132,6 +174,8 @@ def build_launch(
     home: Path,
     resolve_secret: Callable[[str], str | None],
 ) -> Launch:
+    """Everything the SDK's worker loop reads from its environment, pointed at this control plane;
+    nothing of ours leaks in but a few locale and path variables and the template's env."""
     pool = worker.pool or "SIM"
     base = f"{control_url}/v2/{worker.endpoint_id}"
     query = f"?gpu={pool}"
@@ -265,15 +309,15 @@ def signal_group(worker: WorkerRecord, sig: int) -> None:
     try:
         os.killpg(worker.pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(worker.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def terminate(worker: WorkerRecord) -> None:
+    """Ask the worker and its heartbeat process to stop; the control plane kills them after a grace."""
     signal_group(worker, signal.SIGTERM)
 
 
 def kill(worker: WorkerRecord) -> None:
+    """End the worker and its heartbeat process now."""
     signal_group(worker, signal.SIGKILL)

@@ -23,8 +23,15 @@ purpose); local ``.py`` modules next to the notebook are copied into the project
 
 from __future__ import annotations
 
-from ..errors import (CaptureError, CellSyntaxError, HandlerNotFoundError, HandlerSignatureError,
-                     PackagingError, RequirementError, UnresolvedNamesError)
+from ..errors import (
+                     CaptureError,
+                     CellSyntaxError,
+                     HandlerNotFoundError,
+                     HandlerSignatureError,
+                     PackagingError,
+                     RequirementError,
+                     UnresolvedNamesError,
+)
 from ..findings import Finding, format_findings, has_errors, sort_findings
 from .namespace import CapturedValue
 from .preflight import CHECKS, PreflightOptions, preflight

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from ..errors import PackagingError
 from ..findings import Finding
 
-
 _TORCH = frozenset({"torch", "torchvision", "torchaudio"})
 
 

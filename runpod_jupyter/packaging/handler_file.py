@@ -87,7 +87,7 @@ def render_handler(
     if import_lines:
         parts.append("# Imported in the notebook, outside this cell:\n" + "\n".join(import_lines))
 
-    rest = [(i, loads) for i, loads in zip(analysis.kept, analysis.loads_now) if not _is_future(body[i])]
+    rest = [(i, loads) for i, loads in zip(analysis.kept, analysis.loads_now, strict=True) if not _is_future(body[i])]
     capture_before: int | None = None  # kept index the capture block goes before; None = at the end
     if captured:
         names = {c.name for c in captured}

@@ -4,10 +4,17 @@ ones (inside ``try: … except ImportError``), with the line for messages."""
 from __future__ import annotations
 
 import ast
+import sys
 from dataclasses import dataclass
 
-from .astutil import dotted_name
 from ..errors import PackagingError
+from .astutil import dotted_name
+
+#: ``try:`` statements (``try: … except* …`` too, on Python 3.11+).
+if sys.version_info >= (3, 11):
+    _TRY_NODES: tuple[type[ast.Try] | type[ast.TryStar], ...] = (ast.Try, ast.TryStar)
+else:
+    _TRY_NODES = (ast.Try,)
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ def collect_imports(nodes: list[ast.stmt], *, first_line: int = 1, origin: str =
                 and isinstance(node.args[0].value, str) \
                 and dotted_name(node.func) in ("importlib.import_module", "import_module", "__import__"):
             refs.append(ImportRef(node.args[0].value, node.lineno + first_line - 1, optional, origin))
-        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        if isinstance(node, _TRY_NODES):
             body_optional = optional or any(_catches_import_error(h) for h in node.handlers)
             for stmt in node.body:
                 visit(stmt, body_optional)

@@ -63,7 +63,7 @@ class Resolution:
     notes: tuple[Finding, ...]
 
 
-def type_name(value: Any) -> str:
+def type_name(value: object) -> str:
     cls = type(value)
     module = cls.__module__
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
@@ -76,7 +76,7 @@ def _import_line_for_module(name: str, module: types.ModuleType) -> str:
     return f"import {real} as {name}"
 
 
-def _import_line_for_object(name: str, value: Any) -> str | None:
+def _import_line_for_object(name: str, value: object) -> str | None:
     """``from pkg import obj`` when importing it gives back this very object (shortest path)."""
     module_name = getattr(value, "__module__", None)
     qualname = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
@@ -109,7 +109,7 @@ class _RecordingPickler(pickle.Pickler):
         return NotImplemented
 
 
-def pickle_value(name: str, value: Any) -> tuple[bytes, set[tuple[str, str]]]:
+def pickle_value(name: str, value: object) -> tuple[bytes, set[tuple[str, str]]]:
     """Pickle one captured value, or say plainly why it cannot be shipped; also returns the
     (module, qualname) of every class and function the pickle refers to."""
     if isinstance(value, (types.FunctionType, type)) and getattr(value, "__module__", None) in _NOTEBOOK_MODULES:
@@ -187,15 +187,15 @@ def resolve_names(
             blobs[name] = blob
             captured.append(CapturedValue(name, type_name(value), len(blob), tuple(needs)))
             continue
-        line = _import_line_for_object(name, value)
-        if line is not None:
-            import_lines.add(line)
-            imports.append(ImportRef(line.split()[1], None, False, "the notebook namespace"))
+        from_line = _import_line_for_object(name, value)
+        if from_line is not None:
+            import_lines.add(from_line)
+            imports.append(ImportRef(from_line.split()[1], None, False, "the notebook namespace"))
             notes.append(Finding("info", "import-added",
-                                 f"`{name}` comes from the notebook: added `{line}` to handler.py."))
+                                 f"`{name}` comes from the notebook: added `{from_line}` to handler.py."))
             continue
-        module = getattr(value, "__module__", None)
-        if isinstance(value, (types.FunctionType, type)) and module in _NOTEBOOK_MODULES:
+        defined_in = getattr(value, "__module__", None)
+        if isinstance(value, (types.FunctionType, type)) and defined_in in _NOTEBOOK_MODULES:
             kind = "class" if isinstance(value, type) else "function"
             problems.append((name, f"a {kind} defined in another cell: move `{'class' if kind == 'class' else 'def'} "
                                    f"{name}` into this cell"))
@@ -213,20 +213,21 @@ def resolve_names(
                   "into captured.pkl, loaded when the worker starts."),
         )
 
-    blob = None
+    captured_blob: bytes | None = None
     if blobs:
-        blob = pickle.dumps({k: blobs[k] for k in sorted(blobs)}, protocol=_PICKLE_PROTOCOL)
+        captured_blob = pickle.dumps({k: blobs[k] for k in sorted(blobs)}, protocol=_PICKLE_PROTOCOL)
         notes.append(Finding(
             "info", "captured",
             "Captured from the notebook (pickled into captured.pkl): "
             + ", ".join(f"{c.name} ({c.type_name}, {_size(c.size)})" for c in captured) + ".",
         ))
-    return Resolution(tuple(sorted(import_lines)), tuple(imports), tuple(captured), blob, tuple(notes))
+    return Resolution(tuple(sorted(import_lines)), tuple(imports), tuple(captured), captured_blob, tuple(notes))
 
 
 def _size(n: int) -> str:
+    size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
     return f"{n} B"  # pragma: no cover

@@ -16,15 +16,15 @@ import ast
 import difflib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 from ..api.models import GPU_POOLS
 from ..findings import Finding, has_errors, sort_findings
+from .astutil import body_nodes, immediate_nodes, resolve_dotted, start_calls
+from .check_context import Context, PreflightOptions, build_context
 from .project import WorkerProject
-from .astutil import (body_nodes, immediate_nodes, import_aliases, resolve_dotted, start_calls,
-                      statement_span)
 
 __all__ = ["PreflightOptions", "preflight", "has_errors", "CHECKS", "looks_secret", "is_secret_reference"]
 
@@ -36,73 +36,6 @@ LARGE_CAPTURE_BYTES = 100 * 1024 * 1024
 
 _FIX_HEAVY = ("Move it into a function called lazily on the first job, or accept the cold-start "
               "cost and set RUNPOD_INIT_TIMEOUT (seconds) in the endpoint's env.")
-
-
-@dataclass(frozen=True)
-class PreflightOptions:
-    """How the project is about to be deployed. ``env`` values are never shown, only keys."""
-
-    backend: Literal["local", "cloud"] = "cloud"
-    gpu_ids: Sequence[str] | str = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    docker_args: str = ""
-    volume: str | None = None  # network volume id when one is attached
-    container_disk_gb: float | None = None
-    image_size_gb: float | None = None  # compressed image size, when known or estimated
-    model_size_gb: float | None = None  # models downloaded at start (not baked into the image)
-    known_gpu_ids: Sequence[str] | None = None  # default: GPU_POOLS
-
-    def __post_init__(self) -> None:
-        gpus = self.gpu_ids
-        if isinstance(gpus, str):
-            gpus = [g for g in (p.strip() for p in gpus.split(",")) if g]
-        object.__setattr__(self, "gpu_ids", tuple(gpus))
-        object.__setattr__(self, "env", dict(self.env or {}))
-        if self.backend not in ("local", "cloud"):
-            raise ValueError(f"backend must be 'local' or 'cloud', not {self.backend!r}")
-
-    def __repr__(self) -> str:
-        return (f"PreflightOptions(backend={self.backend!r}, gpu_ids={self.gpu_ids!r}, "
-                f"env_keys={sorted(self.env)!r}, docker_args={'<set>' if self.docker_args else ''!r}, "
-                f"volume={self.volume!r}, container_disk_gb={self.container_disk_gb!r}, "
-                f"image_size_gb={self.image_size_gb!r}, model_size_gb={self.model_size_gb!r})")
-
-
-@dataclass
-class Context:
-    """What every check reads: the project, the options, the kept statements and their imports."""
-
-    project: WorkerProject
-    options: PreflightOptions
-    nodes: list[ast.stmt]
-    aliases: dict[str, str]
-
-    @property
-    def cloud(self) -> bool:
-        return self.options.backend == "cloud"
-
-    def line(self, lineno: int) -> int:
-        return lineno + self.project.first_line - 1
-
-    def where(self, node: ast.AST) -> str:
-        return f"line {self.line(node.lineno)} of {self.project.origin}"
-
-    def all_nodes(self) -> Iterable[ast.AST]:
-        for stmt in self.nodes:
-            yield from ast.walk(stmt)
-
-    def strings(self) -> Iterable[tuple[ast.AST, str]]:
-        for node in self.all_nodes():
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                yield node, node.value
-
-
-def build_context(project: WorkerProject, options: PreflightOptions) -> Context:
-    tree = ast.parse(project.source or "")
-    spans = set(project.kept_spans)
-    nodes = [n for n in tree.body if statement_span(n) in spans]
-    extra = ast.parse("\n".join(project.import_lines)).body if project.import_lines else []
-    return Context(project, options, nodes, import_aliases([*extra, *nodes]))
 
 
 # --------------------------------------------------------------------------- secrets
@@ -290,10 +223,10 @@ def _heavy_functions(ctx: Context) -> dict[str, str]:
     return heavy
 
 
-def _startup_work(ctx: Context) -> list[tuple[ast.AST, str]]:
+def _startup_work(ctx: Context) -> list[tuple[ast.stmt | ast.expr, str]]:
     """(node, what it does) for slow work that runs when handler.py is imported."""
     heavy_funcs = _heavy_functions(ctx)
-    found: list[tuple[ast.AST, str]] = []
+    found: list[tuple[ast.stmt | ast.expr, str]] = []
     for stmt in ctx.nodes:
         for node in immediate_nodes(stmt):
             why = None
@@ -308,7 +241,7 @@ def _startup_work(ctx: Context) -> list[tuple[ast.AST, str]]:
                 bound = node.iter.args[0] if len(node.iter.args) == 1 else node.iter.args[1]
                 if isinstance(bound, ast.Constant) and isinstance(bound.value, int) and bound.value >= _BIG_LOOP:
                     why = f"loops {bound.value:,} times"
-            if why:
+            if why and isinstance(node, (ast.stmt, ast.expr)):  # always: only calls and loops have a why
                 found.append((node, why))
                 break  # one finding per top-level statement
     return found

@@ -32,17 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
-from .dockerfile import choose_base, render_dockerfile
 from ..errors import CaptureError, PackagingError
 from ..findings import Finding
+from ..names import check_endpoint_name
+from .astutil import statement_span
+from .dockerfile import choose_base, render_dockerfile
 from .handler_file import CAPTURED_FILE, render_handler
 from .namespace import CapturedValue, resolve_names
 from .requirements import resolve_requirements
-from .astutil import statement_span
 from .source import Dropped, HandlerKind, analyze, normalize
 
 MANIFEST = "runpod-jupyter.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -137,11 +137,7 @@ def package_cell(
     number of the source's first line as the user sees it (2 when the cell starts with a magic).
     Raises a :class:`~.errors.PackagingError` subclass, with a hint, when it cannot.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise PackagingError(
-            f"Invalid endpoint name {name!r}.",
-            hint="Use letters, digits, '-', '_' or '.', starting with a letter or digit (max 63).",
-        )
+    check_endpoint_name(name, error=PackagingError)
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
         raise PackagingError(f"concurrency must be a whole number ≥ 1, not {concurrency!r}.",
                              hint="Use e.g. --concurrency 4 (only async handlers benefit).")

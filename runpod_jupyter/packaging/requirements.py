@@ -73,10 +73,8 @@ def requirement_line(req: Requirement) -> str:
     """One requirement, written with its canonical name so equal inputs give equal lines."""
     name = canonicalize_name(req.name)
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-    if req.url:
-        body = f"{name}{extras} @ {req.url}"
-    else:
-        body = f"{name}{extras}{','.join(sorted(str(s) for s in req.specifier))}"
+    specifier = ",".join(sorted(str(s) for s in req.specifier))
+    body = f"{name}{extras} @ {req.url}" if req.url else f"{name}{extras}{specifier}"
     return f"{body}; {req.marker}" if req.marker else body
 
 
@@ -96,14 +94,15 @@ def parse_extra(lines: Iterable[str]) -> dict[str, str]:
     return out
 
 
-_dist_cache: tuple[tuple, Mapping[str, list[str]]] | None = None
+_Stamp = tuple[tuple[str, int | None], ...]
+_dist_cache: tuple[_Stamp, Mapping[str, list[str]]] | None = None
 
 
 def _packages_distributions() -> Mapping[str, list[str]]:
     """``packages_distributions()`` (≈0.2 s), reused until a ``sys.path`` directory changes
     (``%pip install`` adds a ``*.dist-info`` there, which changes its mtime)."""
     global _dist_cache
-    stamp = []
+    stamp: list[tuple[str, int | None]] = []
     for entry in sys.path:
         try:
             stamp.append((entry, os.stat(entry or ".").st_mtime_ns))
@@ -328,9 +327,9 @@ def resolve_requirements(
                                  "The runpod SDK is not installed in this kernel; requirements.txt asks "
                                  "for the newest runpod.", "pip install runpod in the kernel."))
     merged = {**pins, **explicit}
-    for module in sorted(local):
+    for module_name in sorted(local):
         notes.append(Finding("info", "local-module",
-                             f"Copied the local module `{module}` ({len(local[module].files)} file(s)) "
+                             f"Copied the local module `{module_name}` ({len(local[module_name].files)} file(s)) "
                              "into the worker project."))
     return ResolvedRequirements(
         lines=tuple(merged[k] for k in sorted(merged)),

@@ -35,10 +35,19 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .astutil import (body_nodes, dotted_name, immediate_nodes, import_aliases, is_main_guard,
-                      resolve_dotted, root_name, start_calls, statement_span)
 from ..errors import CellSyntaxError, HandlerNotFoundError, HandlerSignatureError, PackagingError
 from ..findings import Finding
+from .astutil import (
+    body_nodes,
+    dotted_name,
+    immediate_nodes,
+    import_aliases,
+    is_main_guard,
+    resolve_dotted,
+    root_name,
+    start_calls,
+    statement_span,
+)
 from .imports import ImportRef, collect_imports
 
 HandlerKind = Literal["plain", "async", "generator", "async_generator"]
@@ -296,7 +305,7 @@ def check_signature(func: ast.FunctionDef | ast.AsyncFunctionDef, origin: str, l
     args = func.args
     positional = [*args.posonlyargs, *args.args]
     required = len(positional) - len(args.defaults)
-    required_kw = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is None]
+    required_kw = [a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is None]
     takes_one = required <= 1 and (len(positional) >= 1 or args.vararg is not None)
     if takes_one and not required_kw:
         return

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import RunpodError, SidebarError
+from ..api import local_routes as routes
 from ..api.models import EndpointSpec
 from ..diagnose import diagnose, gather
-from ..api import local_routes as routes
+from ..errors import RunpodError, SidebarError
 from . import views
 from .backends import Backends, check_backend
-from .errors import bad_request, conflict, from_runpod, not_found
+from .errors import bad_request, conflict, from_runpod, not_found, translated
 
 LOG_LIMIT = 500
 
 
 def _spec(backends: Backends, backend: str, endpoint_id: str) -> EndpointSpec:
-    try:
+    with translated():
         spec = backends.client(backend).get_endpoint(endpoint_id)
-    except RunpodError as exc:
-        raise from_runpod(exc) from None
     if spec is None:
         raise not_found(
             f"The {backend} backend has no endpoint {endpoint_id!r}.", hint="It may have been deleted; refresh the panel."
@@ -33,11 +31,10 @@ def _spec(backends: Backends, backend: str, endpoint_id: str) -> EndpointSpec:
 
 
 def purge_queue(backends: Backends, backend: str, endpoint_id: str) -> dict[str, Any]:
+    """Drop the queued (not running) jobs of an endpoint; says how many went."""
     _spec(backends, backend, endpoint_id)
-    try:
+    with translated():
         removed = backends.client(backend).endpoint(endpoint_id).purge_queue()
-    except RunpodError as exc:
-        raise from_runpod(exc) from None
     return {"endpointId": endpoint_id, "backend": backend, "removed": removed}
 
 
@@ -62,10 +59,8 @@ def scale(backends: Backends, backend: str, endpoint_id: str, body: Any) -> dict
     high = spec.workers_max if high is None else high
     if low > high:
         raise bad_request(f"workersMin ({low}) cannot be above workersMax ({high}).")
-    try:
+    with translated():
         saved = backends.client(backend).save_endpoint(spec.with_changes(workers_min=low, workers_max=high))
-    except RunpodError as exc:
-        raise from_runpod(exc) from None
     return {"endpoint": {**views.spec_view(saved), "backend": backend}}
 
 
@@ -74,10 +69,8 @@ def delete_endpoint(backends: Backends, backend: str, endpoint_id: str) -> dict[
     from ..endpoints import remove_endpoint
 
     _spec(backends, backend, endpoint_id)  # 404 for an unknown endpoint
-    try:
+    with translated():
         removal = remove_endpoint(backends.client(backend), endpoint_id)
-    except RunpodError as exc:
-        raise from_runpod(exc) from None
     return {
         "deleted": endpoint_id, "backend": backend, "template": removal.template,
         "templateDeleted": bool(removal.template) and removal.template_error is None,
@@ -122,7 +115,7 @@ def job_detail(backends: Backends, job_id: str, backend: str | None, endpoint_id
     }
     try:
         job = backends.client(backend).endpoint(endpoint_id).status(job_id)
-    except RunpodError as exc:
+    except RunpodError as exc:  # not translated(): a job the journal knows is still shown
         if entry is None:
             raise from_runpod(exc) from None
         out["jobError"] = exc.message
@@ -138,27 +131,25 @@ def job_detail(backends: Backends, job_id: str, backend: str | None, endpoint_id
 
 
 def cancel_job(backends: Backends, job_id: str, body: Any) -> dict[str, Any]:
+    """Cancel a job that has not ended; the journal records the new state."""
     body = body if isinstance(body, dict) else {}
     entry, backend, endpoint_id = _where(job_id, body.get("backend"), body.get("endpointId"))
     if entry is not None and entry.final:
         raise conflict(f"Job {job_id} already ended ({entry.status}); there is nothing to cancel.")
-    try:
+    with translated():
         job = backends.client(backend).endpoint(endpoint_id).cancel(job_id)
-    except RunpodError as exc:
-        raise from_runpod(exc) from None
     if entry is not None:
         _record(job)
     return {"job": views.job_view(job)}
 
 
 def gpu_types(backends: Backends, backend: str | None) -> dict[str, Any]:
+    """GPU types of a backend (the running local one by default) and the serverless pools."""
     if backend is None:
         backend = "local" if backends.local_instance() is not None else "cloud"
     check_backend(backend)
-    try:
+    with translated():
         types = backends.client(backend).gpu_types()
-    except RunpodError as exc:
-        raise from_runpod(exc) from None
     from ..api.models import GPU_POOLS
 
     return {
@@ -203,6 +194,7 @@ def logs(backends: Backends, params: dict[str, str]) -> dict[str, Any]:
 
 
 def diagnosis(backends: Backends, backend: str, endpoint_id: str) -> dict[str, Any]:
+    """What is wrong with an endpoint, as findings with fixes."""
     state = gather(backends.client(backend), endpoint_id)
     if state.listed is False:
         raise not_found(f"The {backend} backend has no endpoint {endpoint_id!r}.")
@@ -210,8 +202,7 @@ def diagnosis(backends: Backends, backend: str, endpoint_id: str) -> dict[str, A
 
 
 def start_local(backends: Backends) -> dict[str, Any]:
-    try:
+    """Start the shared embedded RunPod (the sidebar's button); says whether it was already up."""
+    with translated():
         _, started = backends.start_local()
-    except RunpodError as exc:
-        raise from_runpod(exc) from None
     return {"running": True, "started": started}

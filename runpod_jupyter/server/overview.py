@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._version import __version__
-from ..errors import EndpointNotFoundError, RunpodError, SidebarError
+from ..api import local_routes as routes
 from ..api.models import Account, EndpointSpec
 from ..config import Settings
-from ..secret import redact
 from ..diagnose import EndpointState, diagnose
-from ..api import local_routes as routes
+from ..errors import EndpointNotFoundError, RunpodError, SidebarError
+from ..secret import redact
 from . import views
 from .backends import BACKENDS, Backends
 

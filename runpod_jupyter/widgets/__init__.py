@@ -14,7 +14,11 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import LiveView
+    from .subjects import ShownEndpoint
 
 __all__ = ["show", "make_view", "static_bundle", "settle", "views_of"]
 
@@ -25,7 +29,7 @@ log = logging.getLogger(__name__)
 VIEW_KINDS = ("endpoint", "job", "batch")
 
 
-def _kind(obj: Any) -> str:
+def _kind(obj: object) -> str:
     """Which view shows ``obj``: handles name theirs (``view_kind``), so widgets need not import them."""
     kind = getattr(type(obj), "view_kind", None)
     if kind not in VIEW_KINDS:
@@ -54,28 +58,34 @@ def _live_capable() -> bool:
     return True
 
 
-def _deployment(obj: Any) -> Any:
+def _deployment(obj: Any) -> ShownEndpoint:
     return obj if _kind(obj) == "endpoint" else obj.deployment
 
 
-def make_view(obj: Any) -> Any:
+def make_view(obj: Any) -> LiveView:
     """A live view of ``obj`` with its first state read (not displayed yet)."""
     from .poller import Tick
 
     kind = _kind(obj)
+    view: LiveView
     if kind == "endpoint":
-        from .endpoint import EndpointView as View
+        from .endpoint import EndpointView
+
+        view = EndpointView(obj)
     elif kind == "job":
-        from .job import JobView as View
+        from .job import JobView
+
+        view = JobView(obj)
     else:
-        from .batch import BatchView as View
-    view = View(obj)
+        from .batch import BatchView
+
+        view = BatchView(obj)
     view.on_tick(Tick(_deployment(obj)))
     view.flush()
     return view
 
 
-def show(obj: Any) -> Any:
+def show(obj: Any) -> LiveView | None:
     """Display ``obj``: its live view when possible (returned), else its snapshot (None)."""
     from IPython.display import display
 
@@ -118,7 +128,7 @@ def static_bundle(obj: Any) -> dict[str, str]:
     return {"text/plain": snapshot.batch_text(state), "text/html": snapshot.batch_html(state)}
 
 
-def views_of(obj: Any) -> list[Any]:
+def views_of(obj: object) -> list[LiveView]:
     """The live views made in this kernel for ``obj`` (a Deployment, Job or Batch)."""
     import sys
 

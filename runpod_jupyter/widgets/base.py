@@ -14,9 +14,10 @@ import logging
 import threading
 import uuid
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
@@ -25,6 +26,9 @@ from ..errors import RunpodError
 from ..secret import redact
 from .coalesce import Coalescer
 from .poller import EndpointPoller, Tick, poller_for
+
+if TYPE_CHECKING:
+    from .subjects import ShownBatch, ShownEndpoint, ShownJob
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ def view_module(name: str) -> str:
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 #: Every live view in this kernel (for :func:`runpod_jupyter.widgets.settle`).
-registry: "weakref.WeakSet[LiveView]" = weakref.WeakSet()
+registry: weakref.WeakSet[LiveView] = weakref.WeakSet()
 
 _actions: ThreadPoolExecutor | None = None
 _actions_lock = threading.Lock()
@@ -60,7 +64,7 @@ class LiveView(anywidget.AnyWidget):
     _css = STATIC / "widgets.css"
     state = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, subject: Any, deployment: Any) -> None:
+    def __init__(self, subject: ShownEndpoint | ShownJob | ShownBatch, deployment: ShownEndpoint) -> None:
         super().__init__()
         self.subject = subject
         self.deployment = deployment
@@ -141,8 +145,9 @@ class LiveView(anywidget.AnyWidget):
 
     def bundle(self, *, live: bool = True) -> dict[str, Any]:
         data: dict[str, Any] = {"text/plain": self.static_text(), "text/html": self.static_html()}
-        if live:
-            widget, _ = super()._repr_mimebundle_()
+        widget_bundle = super()._repr_mimebundle_() if live else None
+        if widget_bundle is not None:  # None only for a widget without a view (never for these)
+            widget, _ = widget_bundle
             data[WIDGET_MIME] = widget[WIDGET_MIME]
         return data
 
@@ -179,7 +184,7 @@ class LiveView(anywidget.AnyWidget):
         return self._final
 
     # -- messages from the browser ----------------------------------------------------------
-    def _on_front_end(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _on_front_end(self, _widget: object, content: Any, _buffers: object) -> None:
         if not isinstance(content, dict):
             return
         kind = content.get("type")
@@ -192,7 +197,7 @@ class LiveView(anywidget.AnyWidget):
         elif kind == "action" and isinstance(content.get("name"), str):
             self.on_action(content["name"], content)
 
-    def _on_view(self, event: Any) -> None:
+    def _on_view(self, event: object) -> None:
         with self._lock:
             if event == "open":
                 self._views += 1

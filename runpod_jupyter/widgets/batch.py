@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import snapshot
 from .base import LiveView, view_module
 from .poller import Tick
 from .readers import BatchReader
+
+if TYPE_CHECKING:
+    from .subjects import ShownBatch
 
 
 class BatchView(LiveView):
@@ -15,7 +18,7 @@ class BatchView(LiveView):
 
     _esm = view_module("batch")
 
-    def __init__(self, batch: Any) -> None:
+    def __init__(self, batch: ShownBatch) -> None:
         super().__init__(batch, batch.deployment)
         self.batch = batch
         self.reader = BatchReader(batch)

@@ -5,13 +5,17 @@ the actions purge / scale / delete. Shown by ``%%runpod_deploy`` and by displayi
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from . import snapshot, state as views
+from . import snapshot
+from . import state as views
 from .base import LiveView, view_module
 from .poller import Tick
 from .readers import EndpointReader
+
+if TYPE_CHECKING:
+    from .subjects import ShownEndpoint
 
 #: The saved snapshot of a live endpoint is refreshed when it goes idle after activity, at most
 #: this often (each refresh re-renders the view in the browser; drafts survive it).
@@ -23,7 +27,7 @@ class EndpointView(LiveView):
 
     _esm = view_module("endpoint")
 
-    def __init__(self, deployment: Any) -> None:
+    def __init__(self, deployment: ShownEndpoint) -> None:
         super().__init__(deployment, deployment)
         self.reader = EndpointReader(deployment)
         self._latest: dict[str, Any] | None = None
@@ -98,7 +102,7 @@ class EndpointView(LiveView):
         return "Deleted: " + "; ".join(done) + "."
 
 
-def _count(value: Any) -> int | None:
+def _count(value: object) -> int | None:
     """A worker count from the browser: a whole number, 0 or more; anything else is None."""
     if isinstance(value, bool):
         return None

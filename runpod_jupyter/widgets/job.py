@@ -9,7 +9,8 @@ asks for a replay of what came before.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
@@ -17,6 +18,9 @@ from . import snapshot
 from .base import LiveView, view_module
 from .poller import Tick
 from .readers import JobReader
+
+if TYPE_CHECKING:
+    from .subjects import ShownJob
 
 #: What a newly opened browser view is sent of the past.
 REPLAY_ITEMS = 1000
@@ -30,21 +34,21 @@ class JobView(LiveView):
     _esm = view_module("job")
     tail = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, job: Any) -> None:
+    def __init__(self, job: ShownJob) -> None:
         super().__init__(job, job.deployment)
         self.job = job
         self.reader = JobReader(job, stream=True)
         self._seq = 0
         self._new_logs: list[dict[str, Any]] = []
         self._last_round = False
-        self.reader.feed.listeners.append(self._on_chunk)
+        feed = self.reader.feed
+        if feed is not None:  # always: a streaming reader follows the job's feed
+            feed.listeners.append(self._on_chunk)
 
     def _on_chunk(self, _chunk: Any) -> None:
         """Called by the stream reader for every chunk: must be cheap and must not raise."""
-        try:
+        with contextlib.suppress(Exception):  # the stream must go on whatever happens here
             self._coalescer.poke()
-        except Exception:  # noqa: BLE001 - the stream must go on whatever happens here
-            pass
 
     # -- polling ----------------------------------------------------------------------------
     def on_tick(self, tick: Tick) -> bool:

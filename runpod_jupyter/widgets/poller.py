@@ -13,7 +13,16 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..api.models import Health
+    from ..diagnose import EndpointState
+    from ..findings import Finding
+    from .subjects import ShownEndpoint
+
+    #: ``(EndpointState or None, findings, error message)``: one read of an endpoint.
+    EndpointRead = tuple[EndpointState | None, list[Finding], str | None]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +41,7 @@ MAX_LIFETIME = 8 * 3600.0
 class Subscriber(Protocol):
     def wants_updates(self) -> bool: ...
 
-    def on_tick(self, tick: "Tick") -> bool: ...
+    def on_tick(self, tick: Tick) -> bool: ...
 
     def on_paused(self) -> None: ...
 
@@ -42,8 +51,8 @@ class _Known:
 
     def __init__(self) -> None:
         self.at = float("-inf")
-        self.health: Any = None
-        self.result: tuple[Any, list[Any], str | None] | None = None
+        self.health: Health | None = None
+        self.result: EndpointRead | None = None
 
 
 class Tick:
@@ -54,20 +63,20 @@ class Tick:
     idle endpoint costs one health request per tick.
     """
 
-    def __init__(self, deployment: Any, known: _Known | None = None, full_every: float = 0.0) -> None:
+    def __init__(self, deployment: ShownEndpoint, known: _Known | None = None, full_every: float = 0.0) -> None:
         self.deployment = deployment
         self._known = known
         self._full_every = full_every
-        self._endpoint: tuple[Any, list[Any], str | None] | None = None
+        self._endpoint: EndpointRead | None = None
         self.failed = False
 
-    def endpoint(self) -> tuple[Any, list[Any], str | None]:
+    def endpoint(self) -> EndpointRead:
         """``(EndpointState, findings, error message)`` for the endpoint."""
         if self._endpoint is None:
             self._endpoint = self._reuse() or self._read()
         return self._endpoint
 
-    def _reuse(self) -> tuple[Any, list[Any], str | None] | None:
+    def _reuse(self) -> EndpointRead | None:
         known = self._known
         if known is None or known.result is None or known.health is None:
             return None
@@ -81,13 +90,13 @@ class Tick:
             return None
         return known.result if health == known.health else None
 
-    def _read(self) -> tuple[Any, list[Any], str | None]:
-        from ..errors import RunpodError
+    def _read(self) -> EndpointRead:
         from ..diagnose import diagnose, gather
+        from ..errors import RunpodError
 
         try:
             gathered = gather(self.deployment.client, self.deployment.endpoint_id)
-            result: tuple[Any, list[Any], str | None] = (gathered, diagnose(gathered), None)
+            result: EndpointRead = (gathered, diagnose(gathered), None)
             if gathered.health is None and not gathered.rest_not_found:
                 self.failed = True
                 result = (gathered, result[1], "RunPod did not answer the health check.")
@@ -100,7 +109,7 @@ class Tick:
             result = (None, [], f"{type(exc).__name__}: {exc}")
         if self._known is not None:
             self._known.at = time.monotonic()
-            self._known.health = getattr(result[0], "health", None) if not self.failed else None
+            self._known.health = result[0].health if result[0] is not None and not self.failed else None
             self._known.result = result
         return result
 
@@ -108,10 +117,10 @@ class Tick:
 class EndpointPoller:
     """Polls one endpoint for the views that subscribed to it (held weakly)."""
 
-    def __init__(self, deployment: Any) -> None:
+    def __init__(self, deployment: ShownEndpoint) -> None:
         self.deployment = deployment
         self.backend = "local" if deployment.backend == "local" else "cloud"
-        self._subscribers: list[weakref.ref[Any]] = []
+        self._subscribers: list[weakref.ref[Subscriber]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,7 +151,7 @@ class EndpointPoller:
             self._known.at = float("-inf")
         self._wake.set()
 
-    def _wanted(self) -> list[Any]:
+    def _wanted(self) -> list[Subscriber]:
         alive = [(ref, ref()) for ref in self._subscribers]
         self._subscribers = [ref for ref, view in alive if view is not None]
         return [view for _, view in alive if view is not None and view.wants_updates()]
@@ -151,7 +160,7 @@ class EndpointPoller:
         started = time.monotonic()
         failures = 0
         max_ticks = int(MAX_LIFETIME / FAST[self.backend]) + 1
-        paused: list[Any] = []
+        paused: list[Subscriber] = []
         active = True
         for _ in range(max_ticks):
             with self._lock:
@@ -178,7 +187,7 @@ class EndpointPoller:
             view.on_paused()
 
 
-    def _tick(self, views: list[Any], was_active: bool) -> tuple[bool, bool]:
+    def _tick(self, views: list[Subscriber], was_active: bool) -> tuple[bool, bool]:
         """One round for every view; returns (anything in flight, reading failed)."""
         tick = Tick(self.deployment, self._known, FULL_EVERY_ACTIVE if was_active else FULL_EVERY_IDLE)
         active = False
@@ -194,7 +203,7 @@ _pollers: dict[tuple[str, str], EndpointPoller] = {}
 _pollers_lock = threading.Lock()
 
 
-def poller_for(deployment: Any) -> EndpointPoller:
+def poller_for(deployment: ShownEndpoint) -> EndpointPoller:
     """The kernel's one poller for this endpoint (keyed by where it lives and its id)."""
     key = (deployment.settings.rest_base, deployment.endpoint_id)
     with _pollers_lock:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import RunpodError
 from ..api.models import JobStatus
+from ..errors import RunpodError
 from ..secret import redact
-from . import render, state as views
+from . import render
+from . import state as views
 from .poller import Tick
+
+if TYPE_CHECKING:
+    from .subjects import ShownBatch, ShownEndpoint, ShownFeed, ShownJob
 
 #: Log lines kept per job view.
 MAX_LOG_LINES = 2000
@@ -27,7 +31,7 @@ CONSOLE_LOGS = "https://www.runpod.io/console/serverless/user/endpoint/{endpoint
 class EndpointReader:
     """An endpoint's state, from the tick's shared ``gather`` + ``diagnose``."""
 
-    def __init__(self, deployment: Any) -> None:
+    def __init__(self, deployment: ShownEndpoint) -> None:
         self.deployment = deployment
 
     def read(self, tick: Tick) -> dict[str, Any]:
@@ -47,11 +51,11 @@ class JobReader:
     the last call into display items.
     """
 
-    def __init__(self, job: Any, *, stream: bool) -> None:
+    def __init__(self, job: ShownJob, *, stream: bool) -> None:
         self.job = job
         # Without ``stream``, only a reader already running is followed: reading /stream again
         # would take chunks RunPod hands out once.
-        self.feed = job.feed() if stream else getattr(job, "_feed", None)
+        self.feed: ShownFeed | None = job.feed() if stream else getattr(job, "_feed", None)
         self.items: list[dict[str, Any]] = []
         self.logs: list[dict[str, Any]] = []
         self._cursor = 0
@@ -142,8 +146,8 @@ class JobReader:
         )
 
 
-def _stream_error(feed: Any) -> str | None:
-    error = getattr(feed, "error", None)
+def _stream_error(feed: ShownFeed | None) -> str | None:
+    error = feed.error if feed is not None else None
     if error is None:
         return None
     return getattr(error, "message", None) or f"{type(error).__name__}: {error}"
@@ -157,7 +161,7 @@ class BatchReader:
     """A batch's counts. A refresh that made many /status calls waits longer before the next,
     to stay within :data:`BATCH_STATUS_RATE`."""
 
-    def __init__(self, batch: Any) -> None:
+    def __init__(self, batch: ShownBatch) -> None:
         self.batch = batch
         self._last = 0.0
         self.error: str | None = None

@@ -89,9 +89,9 @@ def items(chunk: Any) -> list[dict[str, Any]]:
         head = [{"k": "json", "t": pretty(shown)}] if shown and (len(shown) > len(images)) else []
         return head + images
     if isinstance(chunk, list):
-        found = [image_src(v) for v in chunk]
-        if chunk and all(found):
-            return [{"k": "img", "src": s, "bytes": _size(s)} for s in found if s]
+        srcs = [image_src(v) for v in chunk]
+        if chunk and all(srcs):
+            return [{"k": "img", "src": s, "bytes": _size(s)} for s in srcs if s]
     return [{"k": "json", "t": pretty(chunk)}]
 
 

@@ -9,8 +9,8 @@ import html
 import time
 from typing import Any
 
-from . import render
 from ..api.models import WORKER_STATES
+from . import render
 
 #: What the saved notebook keeps of a stream: the latest items, text and images within bounds.
 STATIC_ITEMS = 200
@@ -23,7 +23,7 @@ _JOB_LABELS = (("inQueue", "in queue"), ("inProgress", "in progress"), ("complet
 _STYLE = "font-family:var(--jp-ui-font-family,sans-serif);font-size:var(--jp-ui-font-size1,13px)"
 
 
-def _e(value: Any) -> str:
+def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
@@ -181,7 +181,8 @@ def items_text(items: list[dict[str, Any]]) -> str:
 
 
 def _timeline_text(state: dict[str, Any]) -> str:
-    return " -> ".join(f"{status}" + (f" ({detail})" if detail else "") + f" {_clock(t)}" for t, status, detail in state["timeline"])
+    steps = (f"{status}" + (f" ({detail})" if detail else "") + f" {_clock(t)}" for t, status, detail in state["timeline"])
+    return " -> ".join(steps)
 
 
 def _timing(state: dict[str, Any]) -> str:
@@ -205,7 +206,8 @@ def job_text(state: dict[str, Any], items: list[dict[str, Any]], logs: list[dict
     if items:
         kept, dropped = kept_items(items)
         count = state["streamCount"]
-        lines.append(f"  stream ({count} chunk{'' if count == 1 else 's'}" + (f", {dropped} earlier not shown" if dropped else "") + "):")
+        earlier = f", {dropped} earlier not shown" if dropped else ""
+        lines.append(f"  stream ({count} chunk{'' if count == 1 else 's'}{earlier}):")
         lines += ["    " + line for line in items_text(kept).splitlines()[-40:]]
     if state["result"]:
         lines.append("  result:")

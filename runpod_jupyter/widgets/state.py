@@ -8,12 +8,18 @@ Nothing here may hold a secret: only ids, names, counts, prices, findings and jo
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..api.models import GPU_POOLS, WORKER_STATES, JobStatus, hourly_cost_range, per_second
-from ..secret import redact
 from ..findings import Finding
+from ..secret import redact
 from . import render
+
+if TYPE_CHECKING:
+    from ..api.models import EndpointSpec, JobState
+    from ..diagnose import EndpointState
+    from .subjects import ShownJob
 
 #: Worker states in the order the bar shows them.
 JOB_COUNTS = (("inQueue", "in_queue"), ("inProgress", "in_progress"), ("completed", "completed"),
@@ -34,20 +40,21 @@ def endpoint_state(
     name: str,
     endpoint_id: str,
     backend: str,
-    gathered: Any | None,
+    gathered: EndpointState | None,
     findings: list[Finding],
     error: str | None = None,
 ) -> dict[str, Any]:
-    """One endpoint: workers, jobs, settings, cost and findings. ``gathered`` is a
-    :class:`~runpod_jupyter.diagnose.EndpointState` (None when it could not be read)."""
-    health = getattr(gathered, "health", None)
-    spec = getattr(gathered, "endpoint", None)
+    """One endpoint: workers, jobs, settings, cost and findings. ``gathered`` is None when the
+    endpoint could not be read."""
+    health = gathered.health if gathered is not None else None
+    spec = gathered.endpoint if gathered is not None else None
     workers = {state: 0 for state in WORKER_STATES}
     jobs = {key: 0 for key, _ in JOB_COUNTS}
     if health is not None:
         workers.update({state: getattr(health.workers, state) for state in WORKER_STATES})
         jobs.update({key: getattr(health.jobs, attr) for key, attr in JOB_COUNTS})
-    listed = [w for w in (getattr(gathered, "workers", None) or []) if w.get("state") != "exited"]
+    per_worker = gathered.workers if gathered is not None else None
+    listed = [w for w in (per_worker or []) if w.get("state") != "exited"]
     out: dict[str, Any] = {
         "kind": "endpoint",
         "name": name,
@@ -66,13 +73,13 @@ def endpoint_state(
         "settings": _settings(spec),
         "cost": _cost(backend, gathered, listed, spec),
         "findings": [f.to_json() for f in findings],
-        "deleted": getattr(gathered, "listed", None) is False,
+        "deleted": gathered is not None and gathered.listed is False,
         "error": redact(error) if error else None,
     }
     return out
 
 
-def _settings(spec: Any) -> dict[str, Any] | None:
+def _settings(spec: EndpointSpec | None) -> dict[str, Any] | None:
     if spec is None:
         return None
     return {
@@ -92,21 +99,22 @@ def _settings(spec: Any) -> dict[str, Any] | None:
     }
 
 
-def _cost(backend: str, gathered: Any, listed: list[dict[str, Any]], spec: Any) -> dict[str, Any]:
+def _cost(backend: str, gathered: EndpointState | None, listed: list[dict[str, Any]],
+          spec: EndpointSpec | None) -> dict[str, Any]:
     """Spend so far and $/h now. The embedded RunPod bills each worker and reports it; RunPod
     reports spend per account only, so the cloud shows the account's $/h and an estimate for
     this endpoint from its pools' prices: ``workersMin`` always-on workers while up, others while
     running."""
-    account = getattr(gathered, "account", None)
+    account = gathered.account if gathered is not None else None
     out: dict[str, Any] = {
-        "spent": getattr(gathered, "spent", None),
+        "spent": gathered.spent if gathered is not None else None,
         "perHour": None,
         "perHourRange": None,
         "estimated": False,
-        "accountPerHour": getattr(account, "current_spend_per_hr", None),
-        "balance": getattr(account, "client_balance", None),
+        "accountPerHour": account.current_spend_per_hr if account is not None else None,
+        "balance": account.client_balance if account is not None else None,
     }
-    health = getattr(gathered, "health", None)
+    health = gathered.health if gathered is not None else None
     if listed:
         out["perHour"] = sum(
             _per_hour(w.get("gpu"), always_on=bool(w.get("alwaysOn"))) or 0.0 for w in listed if w.get("billed")
@@ -134,7 +142,7 @@ def job_state(
     job_id: str,
     endpoint: str,
     backend: str,
-    snapshot: Any,
+    snapshot: JobState,
     logs_url: str | None = None,
     detail: dict[str, Any] | None,
     observed: list[list[Any]],
@@ -191,16 +199,17 @@ def job_state(
     }
 
 
-def batch_state(*, batch_id: str, endpoint: str, backend: str, jobs: list[Any]) -> dict[str, Any]:
+def batch_state(*, batch_id: str, endpoint: str, backend: str, jobs: Sequence[ShownJob]) -> dict[str, Any]:
     """Many jobs: how many are done, counts by status, and the failures with their reasons."""
     counts: dict[str, int] = {}
-    failures = []
+    failures: list[dict[str, Any]] = []
     for index, job in enumerate(jobs):
         snap = job.state
         counts[snap.status.value] = counts.get(snap.status.value, 0) + 1
         if snap.status.is_final and snap.status is not JobStatus.COMPLETED and len(failures) < MAX_FAILURES_LISTED:
             err = render.error(snap.error)
-            why = (f"{err['type']}: {err['message']}" if err and err["type"] else err["message"] if err else "") or snap.reason or ""
+            said = (f"{err['type']}: {err['message']}" if err["type"] else err["message"]) if err else ""
+            why = said or snap.reason or ""
             failures.append({"index": index, "id": job.id, "status": snap.status.value, "reason": redact(why[:300])})
     done = sum(n for s, n in counts.items() if JobStatus(s).is_final)
     failed = sum(n for s, n in counts.items() if JobStatus(s).is_final and s != JobStatus.COMPLETED.value)

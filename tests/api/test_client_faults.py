@@ -7,12 +7,15 @@ only the cloud sends are replayed with ``httpx.MockTransport`` and say so.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
 import threading
+import time
 
 import httpx
 import pytest
+from support import deploy, embedded_runpod, local_post
 
 from runpod_jupyter.api import (
     Client,
@@ -23,12 +26,13 @@ from runpod_jupyter.api import (
     RetryPolicy,
     SubmitUncertainError,
     TransportError,
+    _wire,
+    rest,
 )
-from runpod_jupyter.api import _wire, rest
-from runpod_jupyter.errors import ConfigError
+from runpod_jupyter.backoff import retry_after_seconds
 from runpod_jupyter.config import Settings
+from runpod_jupyter.errors import ConfigError
 from runpod_jupyter.secret import Secret
-from support import deploy, embedded_runpod, local_post
 
 FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)
 
@@ -151,9 +155,11 @@ def test_run_retries_when_the_request_certainly_was_not_sent():
     port = closed.getsockname()[1]
     closed.close()  # nothing listens: connection refused, nothing was sent
     transport = CountingTransport()
-    with Client(_settings(f"http://127.0.0.1:{port}/v2"), retry=FAST_RETRY, transport=transport) as api:
-        with pytest.raises(TransportError) as caught:
-            api.endpoint("ep1").run({"x": 1})
+    with (
+        Client(_settings(f"http://127.0.0.1:{port}/v2"), retry=FAST_RETRY, transport=transport) as api,
+        pytest.raises(TransportError) as caught,
+    ):
+        api.endpoint("ep1").run({"x": 1})
     assert not isinstance(caught.value, SubmitUncertainError)
     assert transport.calls == FAST_RETRY.attempts
 
@@ -175,6 +181,31 @@ def test_429_waits_for_retry_after():
     step = program.send(_wire.Reply(429, {"retry-after": "1.5"}, b"{}"))
     assert step == _wire.Sleep(1.5)
     assert isinstance(program.send(None), _wire.Request)  # then asks again
+
+
+def test_unreadable_retry_after_backs_off():
+    """A Retry-After that is neither seconds nor a date means back off, not crash the call."""
+    program = rest.health("http://127.0.0.1:1/v2", "ep1", FAST_RETRY)
+    next(program)
+    step = program.send(_wire.Reply(429, {"retry-after": "soon"}, b"{}"))
+    assert isinstance(step, _wire.Sleep) and 0.005 <= step.seconds <= 0.01  # backoff(0), jittered
+
+
+def test_retry_after_forms():
+    assert retry_after_seconds(None) is None and retry_after_seconds("") is None
+    assert retry_after_seconds("2") == 2.0 and retry_after_seconds("-3") == 0.0
+    assert 25 < retry_after_seconds(email.utils.formatdate(time.time() + 30, usegmt=True)) <= 30
+    assert retry_after_seconds("Mon, 01 Jan 2001 00:00:00 -0000") == 0.0  # past, zone-less
+    assert retry_after_seconds("later") is None
+
+
+def test_policy_numbers():
+    policy = RetryPolicy()  # the RunPod clients': 0.25 s doubling to 8 s, jittered down to half
+    for attempt, cap in enumerate([0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0]):
+        assert cap / 2 <= policy.backoff(attempt) <= cap
+    steady = RetryPolicy(base_delay=0.5, max_retry_after=30.0, jitter=False)
+    assert [steady.delay(a) for a in range(6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert steady.delay(0, 120.0) == 30.0 and steady.delay(3, 0.0) == 0.0
 
 
 def test_real_rate_limit_gives_a_clear_error(client, local_runpod, tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from support import LOCAL_KEY, worker_project
 
 from runpod_jupyter.api import EndpointSpec, GraphQLError, TemplateSpec
-from support import LOCAL_KEY, worker_project
 
 TRICKY = 'say "hi" \\ back\\slash\nnew line {braces} $dollar'
 

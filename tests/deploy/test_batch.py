@@ -4,11 +4,9 @@ refreshing a mostly queued batch does not spend a /status call per job."""
 from __future__ import annotations
 
 import pytest
-
-from runpod_jupyter.api import JobStatus
-from runpod_jupyter.deployment import STATUS_GROUP, Deployment, Job
-
 from support import deploy, wait_for
+
+from runpod_jupyter.deployment import STATUS_GROUP, Deployment, Job
 
 DOUBLER = """
 import runpod

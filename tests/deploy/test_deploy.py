@@ -10,10 +10,11 @@ import textwrap
 
 import pytest
 from IPython.core.error import UsageError
+from IPython.core.getipython import get_ipython
 from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 
-from runpod_jupyter import journal, local
+from runpod_jupyter import embedded, journal
 from runpod_jupyter.api import Client, ConfigError, JobStatus, MissingApiKeyError, PayloadTooLargeError
 from runpod_jupyter.endpoints import find_endpoint
 from runpod_jupyter.errors import DeployError
@@ -28,7 +29,7 @@ def handler(job):
 
 @pytest.fixture(scope="module")
 def ip():
-    shell = start_ipython()
+    shell = start_ipython() or get_ipython()  # None when another module started it first
     shell.run_line_magic("load_ext", "runpod_jupyter")
     yield shell
     embedded.stop()  # the shared instance the deploys started
@@ -97,8 +98,10 @@ def test_bad_cells_are_refused_before_anything_is_created(ip, api, body, error, 
 
 
 def test_bad_arguments(ip):
-    with pytest.raises(UsageError):
+    with pytest.raises(DeployError, match="Invalid variable name 'not-an-identifier'"):
         ip.run_cell_magic("runpod_deploy", "not-an-identifier --local", HANDLER.format(version=1))
+    with pytest.raises(UsageError, match="Choose one of --local and --cloud"):
+        ip.run_cell_magic("runpod_deploy", "both --local --cloud", HANDLER.format(version=1))
     with pytest.raises(DeployError) as caught:
         ip.run_cell_magic("runpod_deploy", "gpus --local --gpu RTX_9090", HANDLER.format(version=1))
     assert "AMPERE_16" in str(caught.value) and "RTX_9090" in str(caught.value)

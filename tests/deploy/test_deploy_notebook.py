@@ -4,7 +4,6 @@ the kernel, find the jobs again, redeploy changed code to the same endpoint."""
 from __future__ import annotations
 
 import json
-import os
 
 import nbformat
 import pytest

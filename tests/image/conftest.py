@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from image_support import USERS, TokenServer, need_registry, seed_bases, start_registry
 
 

@@ -16,15 +16,17 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from runpod_jupyter.image.auth import credentials_from
+from runpod_jupyter.image.layers import Layer, write_layer
 from runpod_jupyter.image.manifest import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
@@ -32,7 +34,6 @@ from runpod_jupyter.image.manifest import (
     OCI_LAYER,
     canonical_json,
 )
-from runpod_jupyter.image.layers import Layer, write_layer
 from runpod_jupyter.image.registry import (
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -260,7 +261,7 @@ def push_image(
         "schemaVersion": 2,
         "mediaType": manifest_type,
         "config": {"mediaType": config_type, "digest": sha256_digest(config_raw), "size": len(config_raw)},
-        "layers": [{"mediaType": layer_type, "digest": l.digest, "size": l.size} for l in layers],
+        "layers": [{"mediaType": layer_type, "digest": layer.digest, "size": layer.size} for layer in layers],
     }
     raw = canonical_json(manifest)
     with _admin(registry, repository) as reg:

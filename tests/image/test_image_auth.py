@@ -10,8 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from image_support import USERS, make_project, skopeo_inspect, unique
+
 from runpod_jupyter.image import BaseImage, RegistryAuthError, build_and_push, find_credentials
 from runpod_jupyter.image.auth import Authenticator, Credentials, credentials_from, parse_challenge
 from runpod_jupyter.image.registry import Registry

@@ -6,16 +6,18 @@ import shutil
 import tempfile
 
 import pytest
-
 from image_support import USERS, local_index, make_project, skopeo_inspect, unique
+
 from runpod_jupyter.image import (
     BaseImage,
     NoBuilderError,
     RegistryAuthError,
     available_builders,
     build_and_push,
-    builders as builders_module,
     dockerfile_for,
+)
+from runpod_jupyter.image import (
+    builders as builders_module,
 )
 from runpod_jupyter.image.builders import BuilderStatus
 

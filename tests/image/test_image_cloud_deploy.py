@@ -6,13 +6,12 @@ it stores cloud images without running them, so these deploys do not wait for a 
 from __future__ import annotations
 
 import pytest
+from image_support import skopeo_inspect
 
 import runpod_jupyter
 from runpod_jupyter.api import Client
 from runpod_jupyter.endpoints import find_endpoint
 from runpod_jupyter.errors import DeployError
-
-from image_support import skopeo_inspect
 
 HANDLER = """
 import runpod

@@ -5,8 +5,8 @@ Every install uses ``--no-index --find-links`` on distributions made by the test
 from __future__ import annotations
 
 import pytest
-
 from image_support import local_index
+
 from runpod_jupyter.image import VENDOR_DIR, BaseImage, DependencyError
 from runpod_jupyter.image import deps as deps_module
 from runpod_jupyter.image.deps import build_deps_layer, find_uv, pip_platforms, plan, uv_platform

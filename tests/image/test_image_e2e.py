@@ -13,11 +13,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from image_support import SKOPEO, local_index, make_project, push_image, unique
+from support import embedded_runpod, wait_for
+
 from runpod_jupyter.api import Client, EndpointSpec, JobStatus, TemplateSpec
 from runpod_jupyter.image import VENDOR_DIR, BaseImage, build_and_push
-from support import embedded_runpod, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +98,7 @@ def test_the_image_runs_its_handler_in_a_chroot(worker_image):
     run = subprocess.run(argv, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=120)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
-    line = next(l for l in output.splitlines() if "Job result" in l)
+    line = next(text for text in output.splitlines() if "Job result" in text)
     assert "'sum': 45" in line and "'vendored': '1.0'" in line and "'cwd': '/app'" in line
     assert f"'from': '{VENDOR_DIR}/rpj_pure/__init__.py'" in line
 

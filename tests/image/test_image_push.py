@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from image_support import (
+    BASE_CONFIG,
     SKOPEO,
     RecordingTransport,
     _free_port,
@@ -24,8 +24,8 @@ from image_support import (
     skopeo_inspect,
     tiny_base_layers,
     unique,
-    BASE_CONFIG,
 )
+
 from runpod_jupyter.image import (
     VENDOR_DIR,
     BaseImage,
@@ -305,6 +305,30 @@ def test_registry_hiccups_are_retried(registry, isolated_env, tmp_path):
     posts = [s for s in transport.seen if s[0] == "POST" and "mount" not in s[2]]
     assert len(posts) == 3  # handler layer + config, plus one new session for the upload that failed
     assert skopeo_inspect(result.image)["Digest"] == result.digest
+
+
+def _scripted_registry(replies: list[httpx.Response]) -> tuple[Registry, list[float]]:
+    """A Registry whose every request after the ping gets the next scripted reply; sleeps are recorded."""
+    slept: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200) if request.url.path == "/v2/" else replies.pop(0)
+
+    return Registry("127.0.0.1:1", transport=httpx.MockTransport(handle), sleep=slept.append), slept
+
+
+def test_registry_backoff_keeps_its_own_numbers():
+    """Registry retries: 4 attempts, 0.5/1/2 s without jitter, Retry-After cut to 30 s (not given up on)."""
+    reg, slept = _scripted_registry([httpx.Response(503) for _ in range(4)])
+    with reg:
+        assert reg.request("GET", "/v2/x/manifests/v1").status_code == 503
+    assert slept == [0.5, 1.0, 2.0]
+    reg, slept = _scripted_registry([httpx.Response(429, headers={"Retry-After": "120"}),
+                                     httpx.Response(429, headers={"Retry-After": "not a date"}),
+                                     httpx.Response(200)])
+    with reg:
+        assert reg.request("GET", "/v2/x/manifests/v1").status_code == 200
+    assert slept == [30.0, 1.0]  # the unreadable header falls back to backoff
 
 
 def test_base_and_python_come_from_the_packaging_manifest(registry, isolated_env, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runpod_jupyter.image import ImageReferenceError, ImageRef
+from runpod_jupyter.image import ImageRef, ImageReferenceError
 from runpod_jupyter.image.reference import canonical_registry, is_loopback
 
 DIGEST = "sha256:" + "ab" * 32

@@ -4,10 +4,10 @@ flex workers pay while Running, always-on (``workersMin``) workers while up, bot
 from __future__ import annotations
 
 import pytest
+from support import add_endpoint, add_worker, engine_on_disk
 
 from runpod_jupyter.api.models import ACTIVE_DISCOUNT, GPU_POOLS
-from runpod_jupyter.local.engine import SETTLE_EVERY
-from support import add_endpoint, add_worker, engine_on_disk
+from runpod_jupyter.local.billing import SETTLE_EVERY
 
 FLEX = GPU_POOLS["ADA_24"].price_per_second
 ACTIVE = FLEX * (1 - ACTIVE_DISCOUNT)
@@ -30,16 +30,16 @@ def ready_worker(engine, ep, worker_id: str, state: str = "idle"):
 def test_an_idle_always_on_worker_is_billed_and_settled_every_minute(engine):
     ep = endpoint(engine, workers_min=1)
     worker = ready_worker(engine, ep, "w-active")
-    engine._bill_always_on(ep, T0)
-    assert worker.active and engine.spend_per_hour() == pytest.approx(ACTIVE * 3600)
-    engine._bill_always_on(ep, T0 + SETTLE_EVERY + 0.5)  # whole seconds billed, the half carried
+    engine.billing.bill_always_on(ep, T0)
+    assert worker.active and engine.billing.spend_per_hour() == pytest.approx(ACTIVE * 3600)
+    engine.billing.bill_always_on(ep, T0 + SETTLE_EVERY + 0.5)  # whole seconds billed, the half carried
     assert ep.spent == pytest.approx((SETTLE_EVERY) * ACTIVE)
     assert worker.billing_since == T0 + SETTLE_EVERY
     ep.data["workersMin"] = 0  # scaled to zero: the rest is billed, rounded up
-    engine._bill_always_on(ep, T0 + SETTLE_EVERY + 10.2)
+    engine.billing.bill_always_on(ep, T0 + SETTLE_EVERY + 10.2)
     assert not worker.active and worker.billing_since is None
     assert ep.spent == pytest.approx((SETTLE_EVERY + 11) * ACTIVE)
-    assert engine.balance == pytest.approx(100.0 - ep.spent)
+    assert engine.billing.balance == pytest.approx(100.0 - ep.spent)
 
 
 def test_only_workers_min_are_always_on_and_a_running_one_pays_its_flex_time_first(engine):
@@ -47,7 +47,7 @@ def test_only_workers_min_are_always_on_and_a_running_one_pays_its_flex_time_fir
     busy = ready_worker(engine, ep, "w-busy", state="running")
     busy.billing_since = T0 - 2.5  # a flex run under way
     spare = ready_worker(engine, ep, "w-spare")
-    engine._bill_always_on(ep, T0)
+    engine.billing.bill_always_on(ep, T0)
     assert busy.active and not spare.active
     assert ep.spent == pytest.approx(3 * FLEX)  # 2.5 s of flex time, rounded up
-    assert engine.spend_per_hour() == pytest.approx(ACTIVE * 3600)  # the idle spare costs nothing
+    assert engine.billing.spend_per_hour() == pytest.approx(ACTIVE * 3600)  # the idle spare costs nothing

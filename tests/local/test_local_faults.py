@@ -7,10 +7,10 @@ import os
 import signal
 
 import pytest
+from support import FAST, LOCAL_KEY, deploy, final, local_get, wait_for
 
 from runpod_jupyter import embedded
 from runpod_jupyter.api import Client, JobStatus
-from support import FAST, LOCAL_KEY, deploy, final, local_get, wait_for, worker_project
 
 SLOW = """
 import os, runpod, time

@@ -7,9 +7,9 @@ import asyncio
 import json
 
 import pytest
+from support import deploy, final, local_get, wait_for
 
 from runpod_jupyter.api import AsyncClient, JobStatus, Policy
-from support import deploy, final, local_get, wait_for
 
 
 def test_sync_handler_with_progress(client, tmp_path, local_runpod):

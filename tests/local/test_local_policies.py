@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
+from support import FAST, LOCAL_KEY, deploy, final, local_get, wait_for
 
 from runpod_jupyter import embedded
 from runpod_jupyter.api import Client, JobStatus, Policy
-from support import FAST, LOCAL_KEY, deploy, final, local_get, wait_for
 
 ASYNC_SLEEPER = """
 import asyncio, runpod
@@ -96,7 +96,9 @@ def test_logs_per_worker_and_per_job(client, tmp_path, local_runpod):
 def test_server_side_payload_limit_and_bad_bodies(client, tmp_path, local_runpod):
     spec, _ = deploy(client, tmp_path, ASYNC_SLEEPER, wait_idle=False, workers_max=0)
     headers = {"Authorization": f"Bearer {LOCAL_KEY}"}
-    big = httpx.post(f"{local_runpod.rest_base}/{spec.id}/run", content=b'{"input":"' + b"x" * 10_000_001 + b'"}', headers=headers)
+    big = httpx.post(
+        f"{local_runpod.rest_base}/{spec.id}/run", content=b'{"input":"' + b"x" * 10_000_001 + b'"}', headers=headers
+    )
     assert big.status_code == 413
     no_input = httpx.post(f"{local_runpod.rest_base}/{spec.id}/run", json={"data": 1}, headers=headers)
     assert no_input.status_code == 400 and "input" in no_input.json()["error"]

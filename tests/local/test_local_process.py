@@ -8,11 +8,12 @@ import signal
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
+from support import LOCAL_KEY
 
 from runpod_jupyter import embedded
-from support import LOCAL_KEY
 
 
 def test_local_serve_in_the_foreground(tmp_path):
@@ -26,7 +27,9 @@ def test_local_serve_in_the_foreground(tmp_path):
         rest = next(line for line in lines if "REST" in line).split()[1]
         graphql = next(line for line in lines if "GraphQL" in line).split()[1]
         assert rest.startswith("http://127.0.0.1:") and rest.endswith("/v2")
-        answer = httpx.post(graphql, json={"query": "{ myself { clientBalance } }"}, headers={"Authorization": f"Bearer {LOCAL_KEY}"})
+        answer = httpx.post(
+            graphql, json={"query": "{ myself { clientBalance } }"}, headers={"Authorization": f"Bearer {LOCAL_KEY}"}
+        )
         assert answer.json()["data"]["myself"]["clientBalance"] > 0
     finally:
         process.send_signal(signal.SIGINT)
@@ -45,7 +48,7 @@ def test_one_shared_instance(tmp_path):
         )
         assert found.stdout.strip() == str(first.pid)
         assert stat.S_IMODE(os.stat(state).st_mode) == 0o600  # it holds the key
-        cmdline = open(f"/proc/{first.pid}/cmdline", "rb").read()
+        cmdline = Path(f"/proc/{first.pid}/cmdline").read_bytes()
         assert first.api_key.reveal().encode() not in cmdline
         listening = subprocess.run(["cat", "/proc/net/tcp"], capture_output=True, text=True).stdout
         port_hex = f"{first.port:04X}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from support import add_endpoint, add_worker, deploy, engine_on_disk, local_get
 
 ECHO = """
@@ -21,18 +20,18 @@ runpod.serverless.start({"handler": lambda job: job["input"]})
 
 def run_next(engine, ep, worker, output: object = "ok") -> str:
     """What a worker's job-take and job-done do, without the HTTP in between."""
-    job = engine._assign(ep, worker)
-    engine.job_done(worker.id, job.id, {"output": output})
+    job = engine.worker_api.assign(ep, worker)
+    engine.worker_api.job_done(worker.id, job.id, {"output": output})
     return job.id
 
 
 def test_low_priority_jobs_wait_behind_normal_ones(tmp_path):
     engine = engine_on_disk(tmp_path)
     ep = add_endpoint(engine, "ep-queue")
-    low = [engine.submit(ep, {"input": i, "policy": {"lowPriority": True}}, "run").id for i in range(3)]
-    normal = [engine.submit(ep, {"input": i}, "run").id for i in range(2)]
-    late_low = engine.submit(ep, {"input": 9, "policy": {"lowPriority": True}}, "run").id
-    late_normal = engine.submit(ep, {"input": 10}, "run").id
+    low = [engine.queue.submit(ep, {"input": i, "policy": {"lowPriority": True}}, "run").id for i in range(3)]
+    normal = [engine.queue.submit(ep, {"input": i}, "run").id for i in range(2)]
+    late_low = engine.queue.submit(ep, {"input": 9, "policy": {"lowPriority": True}}, "run").id
+    late_normal = engine.queue.submit(ep, {"input": 10}, "run").id
     assert list(ep.queue) == [*normal, late_normal, *low, late_low]
 
 
@@ -40,21 +39,21 @@ def test_finished_jobs_expire_in_order_and_health_counts_only_open_ones(tmp_path
     engine = engine_on_disk(tmp_path, retention_run=100.0, retention_sync=10.0)
     ep = add_endpoint(engine, "ep-queue")
     worker = add_worker(engine, ep, "w-1")
-    runs = [engine.submit(ep, {"input": i}, "run").id for i in range(2000)]
-    syncs = [engine.submit(ep, {"input": i}, "sync").id for i in range(50)]
-    running = engine.submit(ep, {"input": "still running"}, "run")
+    runs = [engine.queue.submit(ep, {"input": i}, "run").id for i in range(2000)]
+    syncs = [engine.queue.submit(ep, {"input": i}, "sync").id for i in range(50)]
+    running = engine.queue.submit(ep, {"input": "still running"}, "run")
     done = [run_next(engine, ep, worker) for _ in range(len(runs) + len(syncs))]
     assert done == runs + syncs
-    engine._assign(ep, worker)
+    engine.worker_api.assign(ep, worker)
     assert engine.health(ep)["jobs"] == {
         "completed": 2050, "failed": 0, "inProgress": 1, "inQueue": 0, "retried": 0,
     }
 
     now = time.time()
-    engine._expire_jobs(now + 50)  # past the /runsync retention only
+    engine.queue.expire(now + 50)  # past the /runsync retention only
     assert not any(j in engine.jobs for j in syncs)
     assert all(j in engine.jobs for j in runs) and running.id in engine.jobs
-    engine._expire_jobs(now + 500)  # past both; the open job stays
+    engine.queue.expire(now + 500)  # past both; the open job stays
     assert set(engine.jobs) == {running.id}
     assert engine.store._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 1
 
@@ -63,19 +62,19 @@ def test_a_restart_rebuilds_the_queue_and_still_expires_old_results(tmp_path):
     engine = engine_on_disk(tmp_path, retention_run=100.0)
     ep = add_endpoint(engine, "ep-queue")
     worker = add_worker(engine, ep, "w-1")
-    finished = [engine.submit(ep, {"input": i}, "run").id for i in range(3)]
+    finished = [engine.queue.submit(ep, {"input": i}, "run").id for i in range(3)]
     for _ in finished:
         run_next(engine, ep, worker)
-    interrupted = engine.submit(ep, {"input": "interrupted"}, "run").id
-    engine._assign(ep, worker)
-    queued = engine.submit(ep, {"input": "queued"}, "run").id
+    interrupted = engine.queue.submit(ep, {"input": "interrupted"}, "run").id
+    engine.worker_api.assign(ep, worker)
+    queued = engine.queue.submit(ep, {"input": "queued"}, "run").id
     engine.store.close()
 
     again = engine_on_disk(tmp_path, retention_run=100.0)
     ep = again.endpoints["ep-queue"]
     assert list(ep.queue) == [interrupted, queued]  # the interrupted job runs again, first
     assert again.health(ep)["jobs"]["retried"] == 1 and again.jobs[interrupted].retries == 1
-    again._expire_jobs(time.time() + 500)
+    again.queue.expire(time.time() + 500)
     assert set(again.jobs) == {interrupted, queued}
 
 

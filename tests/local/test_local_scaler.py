@@ -20,7 +20,9 @@ def _endpoint(queue: int = 0, release: int = 1, prewarm: bool = False, **data) -
 
 
 def _worker(state: str, release: int = 1, idle_since: float | None = None) -> WorkerRecord:
-    return WorkerRecord(id=f"w-{state}-{release}-{idle_since}", endpoint_id="ep", release=release, state=state, idle_since=idle_since)
+    return WorkerRecord(
+        id=f"w-{state}-{release}-{idle_since}", endpoint_id="ep", release=release, state=state, idle_since=idle_since
+    )
 
 
 def test_a_cold_endpoint_starts_a_worker_at_once():
@@ -56,3 +58,12 @@ def test_a_release_replaces_outdated_workers_a_few_at_a_time_never_a_running_one
     drained = [w for w, _ in decision.drain]
     assert len(drained) == 1 and drained[0].state == "idle"  # 10 % of workersMax, at least one
     assert all("outdated" in why for _, why in decision.drain)
+
+
+def test_worker_phases_extend_the_states_runpod_reports():
+    from runpod_jupyter.api.models import OUTDATED, WORKER_STATES, WorkerState
+    from runpod_jupyter.local.workers import WorkerPhase
+
+    assert {s.value for s in WorkerState} | {OUTDATED} <= {p.value for p in WorkerPhase}
+    assert WORKER_STATES == ("initializing", "idle", "running", "throttled", "outdated", "unhealthy")
+    assert _worker("idle").state is WorkerPhase.IDLE  # records hold members, whatever they were given

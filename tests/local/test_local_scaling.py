@@ -6,10 +6,10 @@ import math
 import time
 
 import pytest
+from support import deploy, final, local_get, local_post, wait_for, worker_project
 
 from runpod_jupyter.api import EndpointSpec, GraphQLError, JobStatus, TemplateSpec
 from runpod_jupyter.api.models import GPU_POOLS
-from support import deploy, final, local_get, local_post, wait_for, worker_project
 
 SLEEPER = """
 import runpod, time

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from support import LOCAL_KEY, wait_for, worker_project
 
 runpod = pytest.importorskip("runpod")

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runpod_jupyter.packaging import (PackagingError, UnresolvedNamesError, package_cell, package_file,
-                                      package_function)
+from runpod_jupyter.packaging import PackagingError, UnresolvedNamesError, package_cell, package_file, package_function
 from runpod_jupyter.packaging.dockerfile import choose_base
 
 CELL = """
@@ -100,7 +99,7 @@ def test_handler_py_is_the_kept_code_then_the_worker_start(pkg):
 def test_generator_handlers_aggregate_their_stream(pkg):
     project = pkg(GENERATOR)
     config = start_config(project.handler_path.read_text())
-    assert {ast.literal_eval(k): ast.unparse(v) for k, v in zip(config.keys, config.values)} == {
+    assert {ast.literal_eval(k): ast.unparse(v) for k, v in zip(config.keys, config.values, strict=True)} == {
         "handler": "handler", "return_aggregate_stream": "True"}
     assert project.handler_kind == "generator" and project.streams
     assert "not iterated by --test_input" in project.handler_path.read_text()

@@ -7,8 +7,8 @@ import importlib.metadata
 import pytest
 
 from runpod_jupyter.packaging import RequirementError
-from runpod_jupyter.packaging.requirements import resolve_requirements
 from runpod_jupyter.packaging.imports import ImportRef
+from runpod_jupyter.packaging.requirements import resolve_requirements
 
 
 def installed(dist: str) -> str:

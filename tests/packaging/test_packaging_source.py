@@ -7,8 +7,7 @@ import textwrap
 
 import pytest
 
-from runpod_jupyter.packaging import (CellSyntaxError, HandlerNotFoundError, HandlerSignatureError,
-                                      PackagingError)
+from runpod_jupyter.packaging import CellSyntaxError, HandlerNotFoundError, HandlerSignatureError, PackagingError
 from runpod_jupyter.packaging.source import analyze
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support import embedded_runpod
 
 MARKER_KEY = "marker-cloud-key-5Hq8ZtV2"

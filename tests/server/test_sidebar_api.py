@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from support import deploy, final, local_get, wait_for
 
 from runpod_jupyter import journal
 from runpod_jupyter.api import Client, JobStatus
-from support import deploy, final, local_get, wait_for
 
 ECHO = """
 import runpod

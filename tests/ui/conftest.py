@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from support import FAST, LOCAL_KEY
 
 TOKEN = "ui-test-token-4c1d"
@@ -55,7 +54,7 @@ def ui_runpod():
     """The embedded RunPod at the default state file, where Lab and its kernels look for it."""
     from runpod_jupyter import embedded
 
-    state_file = local.default_state_file()
+    state_file = embedded.default_state_file()
     if embedded.find(state_file) is not None:
         pytest.fail(f"an embedded RunPod already runs for {state_file}; the UI test needs its own")
     instance = embedded.start(state_file=state_file, api_key=LOCAL_KEY, tuning=FAST)

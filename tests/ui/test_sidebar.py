@@ -10,10 +10,10 @@ import time
 import nbformat
 from lab_page import run_next_cell, wait_for_kernel_idle
 from playwright.sync_api import Page, expect
+from support import deploy, wait_for
 
 from runpod_jupyter import journal
 from runpod_jupyter.api import Client
-from support import deploy, wait_for
 
 ECHO = """
 import runpod

@@ -13,6 +13,7 @@ import nbformat
 from lab_page import run_next_cell, wait_for_kernel_idle
 from playwright.sync_api import Page, expect
 
+
 def _png(width: int = 120, height: int = 48) -> str:
     """A small gradient PNG, base64: a real image for the stream to carry."""
     rows = b"".join(

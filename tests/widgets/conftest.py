@@ -9,7 +9,6 @@ import pytest
 def comms(monkeypatch):
     """Every widget made in the test gets a :class:`fakes.RecordingComm`; closed afterwards."""
     import comm
-
     from fakes import RecordingComm
 
     made: list[RecordingComm] = []

@@ -11,10 +11,10 @@ from typing import Any
 
 from comm.base_comm import BaseComm
 
-from runpod_jupyter.api.models import EndpointSpec, Health, JobState, JobCounts, JobStatus, WorkerCounts
+from runpod_jupyter.api.models import EndpointSpec, Health, JobCounts, JobState, JobStatus, WorkerCounts
 from runpod_jupyter.config import Settings
-from runpod_jupyter.secret import Secret
 from runpod_jupyter.deployment import Deployment
+from runpod_jupyter.secret import Secret
 
 KEY = "rpa_FAKEKEY01234"
 _END = object()

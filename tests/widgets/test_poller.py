@@ -6,16 +6,17 @@ import gc
 import math
 import threading
 import time
+import weakref
 
 import pytest
-
 from fakes import FakeDeployment
+from support import wait_for
+
 from runpod_jupyter.api.models import Health, JobCounts, WorkerCounts
 from runpod_jupyter.diagnose import EndpointState
 from runpod_jupyter.widgets import poller as poller_module
 from runpod_jupyter.widgets.coalesce import Coalescer
 from runpod_jupyter.widgets.poller import Tick, _Known, poller_for
-from support import wait_for
 
 
 class View:
@@ -65,11 +66,21 @@ def test_polls_while_a_view_wants_it_then_stops_and_restarts(fast_polls):
     wait_for(lambda: not poller.running, timeout=10, interval=0.01, what="the poller thread to end")
 
 
+def _wait_for_a_tick(ref: weakref.ref[View]) -> None:
+    """Wait until the view behind ``ref`` has had a tick, holding it only while checking."""
+
+    def ticked() -> bool:
+        view = ref()
+        return view is not None and view.ticks >= 1
+
+    wait_for(ticked, timeout=10, interval=0.01, what="a tick")
+
+
 def test_a_view_that_is_gone_is_not_kept_alive(fast_polls):
     poller = poller_for(FakeDeployment("ep-weak"))
     view = View()
     poller.subscribe(view)
-    wait_for(lambda: view.ticks >= 1, timeout=10, interval=0.01, what="a tick")
+    _wait_for_a_tick(weakref.ref(view))
     del view
     gc.collect()
     wait_for(lambda: not poller.running, timeout=10, interval=0.01, what="the poller to notice")

@@ -69,7 +69,9 @@ def test_worker_error_is_split_into_type_message_and_traceback():
         "type": "ValueError", "message": "bad input",
         "traceback": "Traceback (most recent call last):\n  File \"handler.py\"\nValueError: bad input",
     }
-    assert render.error("worker exited with exit code 137") == {"type": "", "message": "worker exited with exit code 137", "traceback": ""}
+    assert render.error("worker exited with exit code 137") == {
+        "type": "", "message": "worker exited with exit code 137", "traceback": "",
+    }
     assert render.error(None) is None
 
 

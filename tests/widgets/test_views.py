@@ -8,15 +8,15 @@ import math
 import time
 
 import pytest
-
 from fakes import KEY, FakeDeployment
+from support import wait_for
+
 from runpod_jupyter.api.models import JobStatus
-from runpod_jupyter.diagnose import EndpointState
 from runpod_jupyter.deployment import Batch, Job
+from runpod_jupyter.diagnose import EndpointState
 from runpod_jupyter.widgets import make_view, views_of
 from runpod_jupyter.widgets import poller as poller_module
 from runpod_jupyter.widgets.base import WIDGET_MIME
-from support import wait_for
 
 ERROR = json.dumps({"error_type": "<class 'KeyError'>", "error_message": "'prompt'",
                     "error_traceback": "Traceback (most recent call last):\n  File \"handler.py\", line 3\nKeyError: 'prompt'"})
@@ -74,7 +74,8 @@ def test_a_page_that_opens_later_gets_a_replay_then_only_new_batches(comms):
     job = _job(dep)
     view = make_view(job)
     comm = view.comm
-    dep.fake.emit(job.id, "one ", "two ", {"image": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ", "seed": 7})
+    image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJ"
+    dep.fake.emit(job.id, "one ", "two ", {"image": image, "seed": 7})
     wait_for(lambda: view.reader.chunk_count == 3, timeout=10, interval=0.01, what="the chunks")
     view.flush()
     _browser(view, "open")
@@ -115,8 +116,10 @@ def test_a_failed_job_ends_static_with_its_traceback_and_no_key(comms, fast_poll
     dep.fake.end_stream(job.id)
     wait_for(lambda: view.final, timeout=30, interval=0.02, what="the final state")
     state = view.state
-    assert state["error"] == {"type": "KeyError", "message": "'prompt'",
-                              "traceback": "Traceback (most recent call last):\n  File \"handler.py\", line 3\nKeyError: 'prompt'"}
+    assert state["error"] == {
+        "type": "KeyError", "message": "'prompt'",
+        "traceback": "Traceback (most recent call last):\n  File \"handler.py\", line 3\nKeyError: 'prompt'",
+    }
     final = view.bundle(live=False)
     assert WIDGET_MIME not in final and "KeyError: &#x27;prompt&#x27;" in final["text/html"]
     assert "<details><summary>Worker traceback</summary>" in final["text/html"]

@@ -5,13 +5,13 @@ same data, plus what only the embedded RunPod can tell (worker list, spend, log 
 from __future__ import annotations
 
 import pytest
+from support import deploy, wait_for
 
 from runpod_jupyter.config import Settings
-from runpod_jupyter.endpoints import delete_endpoint
 from runpod_jupyter.deployment import Deployment
+from runpod_jupyter.endpoints import delete_endpoint
 from runpod_jupyter.widgets import make_view
 from runpod_jupyter.widgets import poller as poller_module
-from support import deploy, wait_for
 
 STREAMING = """
 import time

@@ -14,11 +14,11 @@ import time
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from kernel_tap import IOPubTap
-from runpod_jupyter import embedded
+from nbclient import NotebookClient
 from support import local_post
+
+from runpod_jupyter import embedded
 
 MARKER = "rpa_WIDGETMARK001"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

@@ -7,8 +7,9 @@ import subprocess
 import sys
 import textwrap
 
-from runpod_jupyter import embedded
 from test_widgets_kernel import _delete_endpoints
+
+from runpod_jupyter import embedded
 
 SCRIPT = textwrap.dedent('''
     import sys

@@ -4,22 +4,24 @@ embedded RunPod, journal or key."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Any, TextIO
 
 QUICKSTART = "quickstart.ipynb"
 
 
 def notebooks_dir() -> Path:
     """The repository's notebooks/ (a clone), else the copy shipped inside the package."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "notebooks", here / "notebooks"):
+    package = Path(__file__).resolve().parents[1]
+    for candidate in (package.parent / "notebooks", package / "notebooks"):
         if (candidate / QUICKSTART).is_file():
             return candidate
     raise FileNotFoundError("the quickstart notebook is not installed with this copy of runpod-jupyter")
@@ -48,13 +50,13 @@ def _first_line(source: str) -> str:
     return line if len(line) <= 60 else line[:57] + "..."
 
 
-def run_demo(output_dir: str | Path = "demo-output", out=None) -> int:
+def run_demo(output_dir: str | Path = "demo-output", out: TextIO | None = None) -> int:
     """Execute the quickstart cell by cell, print progress and a summary; 0 when every cell ran."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    from . import embedded, journal
+    from .. import embedded, journal
 
     out = out or sys.stdout
     target = Path(output_dir).resolve()
@@ -145,3 +147,14 @@ def _summary(out, entries, timings, total: float, notebook: Path, html: Path | N
         print(f"\nThe demo stopped at {failed}", file=out)
     else:
         print(f"\nAll cells ran ({datetime.now():%H:%M:%S}). Open the notebook in Jupyter to see the widgets.", file=out)
+
+
+def add_parsers(sub: Any) -> None:
+    """``demo [--output DIR]``, on the top-level subparsers."""
+    demo = sub.add_parser("demo", help="run the quickstart notebook headless against the embedded RunPod")
+    demo.add_argument("--output", default="demo-output", help="where the executed notebook and HTML go")
+    demo.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    return run_demo(output_dir=args.output)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import platform
 import sys
 from importlib import metadata
+from typing import Any, TextIO
 
-from . import config
-from ._version import __version__
+from .. import config
+from .._version import __version__
 
 _PACKAGES = ("runpod", "jupyterlab", "jupyter_server", "ipykernel", "ipywidgets", "anywidget", "httpx")
 
@@ -20,7 +21,7 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def run_doctor(backend: str | None = None, out=None) -> int:
+def run_doctor(backend: str | None = None, out: TextIO | None = None) -> int:
     """Print the report; exit status 0 when the chosen backend answers, 1 otherwise."""
     out = out or sys.stdout
 
@@ -65,7 +66,7 @@ def _check_cloud(say) -> int:
 
 
 def _check_local(say) -> int:
-    from . import embedded
+    from .. import embedded
 
     found = embedded.find()
     if found is None:
@@ -79,7 +80,7 @@ def _check_local(say) -> int:
 
 def _check_api(say, settings: config.Settings, balance: str) -> int:
     """One real request (the account query) says whether the API answers and takes the key."""
-    from .api import Client, RunpodError
+    from ..api import Client, RunpodError
 
     try:
         with Client(settings) as client:
@@ -89,3 +90,11 @@ def _check_api(say, settings: config.Settings, balance: str) -> int:
         return 1
     say("API", f"answers; {balance} ${account.client_balance:.2f}, spend ${account.current_spend_per_hr:.3f}/h")
     return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """``doctor [--local|--cloud]``, on the top-level subparsers."""
+    doctor = sub.add_parser("doctor", help="check the environment, credentials and API reachability")
+    doctor.add_argument("--local", dest="backend", action="store_const", const="local")
+    doctor.add_argument("--cloud", dest="backend", action="store_const", const="cloud")
+    doctor.set_defaults(func=lambda args: run_doctor(backend=args.backend))

@@ -1,0 +1,159 @@
+"""What the management API (GraphQL) manages in the embedded RunPod: templates, endpoints and their
+releases, network volumes and registry credentials, checked as the platform checks them.
+
+Saving an endpoint makes a new release: it takes a snapshot of its template (saving the template
+alone changes no worker), and the fleet replaces workers of older releases a few at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..api.models import GPU_POOLS, JobStatus
+from ..errors import ControlPlaneError
+from .fleet import Fleet
+from .model import EndpointRuntime, Shared, iso_now, random_id
+from .queue import JobQueue
+
+
+class Catalog:
+    """Templates, volumes and registry credentials, and endpoint settings (the endpoints
+    themselves live in :class:`Shared`, since every part reads them)."""
+
+    def __init__(self, shared: Shared, queue: JobQueue, fleet: Fleet) -> None:
+        self.shared = shared
+        self.queue = queue
+        self.fleet = fleet
+        self.templates: dict[str, dict[str, Any]] = {}
+        self.volumes: dict[str, dict[str, Any]] = {}
+        self.registry_auths: dict[str, dict[str, Any]] = {}
+
+    def load(self) -> None:
+        """Read back templates, volumes, credentials and endpoints after a restart."""
+        store = self.shared.store
+        for row in store.rows("templates"):
+            self.templates[row["id"]] = row
+        for row in store.rows("volumes"):
+            self.volumes[row["id"]] = row
+        for row in store.rows("registry_auths"):
+            self.registry_auths[row["id"]] = row
+        for row in store.rows("endpoints"):
+            ep = EndpointRuntime(**row)
+            self.shared.endpoints[ep.id] = ep
+
+    def save_template(self, given: dict[str, Any]) -> dict[str, Any]:
+        """saveTemplate: create one (name and imageName required), or update the one with ``id``."""
+        template_id = given.get("id")
+        if template_id:
+            current = self.templates.get(template_id)
+            if current is None:
+                raise ControlPlaneError(f"Template {template_id} does not exist.")
+            template = {**current, **{k: v for k, v in given.items() if v is not None}}
+        else:
+            name = given.get("name") or ""
+            if not name.strip():
+                raise ControlPlaneError("Template name is required.")
+            if not given.get("imageName"):
+                raise ControlPlaneError("imageName is required.")
+            template = {
+                "containerDiskInGb": 10, "volumeInGb": 0, "env": [], "isServerless": False,
+                "ports": "", "readme": "", "volumeMountPath": "/workspace",
+                **{k: v for k, v in given.items() if v is not None}, "id": random_id(10),
+            }
+        clash = [t for t in self.templates.values() if t["name"] == template["name"] and t["id"] != template["id"]]
+        if clash:
+            raise ControlPlaneError(f"Template name must be unique: {template['name']!r} is taken.")
+        self.templates[template["id"]] = template
+        self.shared.store.put("templates", template["id"], template)
+        return template
+
+    def delete_template(self, name: str) -> None:
+        """deleteTemplate: refused while an endpoint uses it, as on the platform."""
+        found = [t for t in self.templates.values() if t["name"] == name]
+        if not found:
+            raise ControlPlaneError(f"Template {name!r} does not exist.")
+        endpoints = self.shared.endpoints.values()
+        users = [ep.data["name"] for ep in endpoints if ep.data.get("templateId") == found[0]["id"]]
+        if users:
+            raise ControlPlaneError(f"Template {name!r} is in use by endpoint(s) {', '.join(users)}; delete those first.")
+        del self.templates[found[0]["id"]]
+        self.shared.store.delete("templates", found[0]["id"])
+
+    def save_endpoint(self, given: dict[str, Any]) -> dict[str, Any]:
+        """saveEndpoint: create one, or update the one with ``id``; either way a new release."""
+        given = {k: v for k, v in given.items() if v is not None}
+        endpoints = self.shared.endpoints
+        endpoint_id = given.get("id")
+        if endpoint_id:
+            found = endpoints.get(endpoint_id)
+            if found is None:
+                raise ControlPlaneError(f"Endpoint {endpoint_id} does not exist.")
+            data = {**found.data, **given}
+        else:
+            missing = [k for k in ("name", "templateId", "gpuIds") if not given.get(k)]
+            if missing:
+                raise ControlPlaneError(f"{', '.join(missing)} required to create an endpoint.")
+            data = {
+                "idleTimeout": 5, "scalerType": "QUEUE_DELAY", "scalerValue": 4, "workersMin": 0,
+                "workersMax": 3, "gpuCount": 1, "networkVolumeId": "", "locations": "",
+                **given, "id": random_id(), "userId": "user_local", "createdAt": iso_now(),
+            }
+        template = self.templates.get(data.get("templateId") or "")
+        if template is None:
+            raise ControlPlaneError(f"Template {data.get('templateId')!r} does not exist.")
+        self._validate_endpoint(data)
+        data["version"] = (endpoints[endpoint_id].release + 1) if endpoint_id else 1
+        if endpoint_id:
+            ep = endpoints[endpoint_id]
+            ep.data, ep.template = data, dict(template)
+            ep.release += 1
+            ep.prewarm = True
+            ep.crash_streak = 0
+        else:
+            ep = EndpointRuntime(data=data, template=dict(template))
+            endpoints[ep.id] = ep
+        self.shared.save_endpoint(ep)
+        ep.work.notify()
+        self.shared.wake.notify()
+        return self.endpoint_view(ep)
+
+    def _validate_endpoint(self, data: dict[str, Any]) -> None:
+        options = self.shared.options
+        pools = [g.strip() for g in str(data.get("gpuIds") or "").split(",") if g.strip()]
+        unknown = [g for g in pools if g not in GPU_POOLS and g not in options.gpus]
+        if not pools or unknown:
+            valid = ", ".join(sorted(set(GPU_POOLS) | set(options.gpus)))
+            raise ControlPlaneError(f"Unknown GPU id(s) {', '.join(unknown) or '(none)'}; valid ids: {valid}.")
+        low, high = int(data.get("workersMin") or 0), int(data.get("workersMax") or 0)
+        if low < 0 or high < 0 or low > high:
+            raise ControlPlaneError(f"workersMin ({low}) must be between 0 and workersMax ({high}).")
+        others = sum(int(e.data.get("workersMax") or 0) for e in self.shared.endpoints.values() if e.id != data["id"])
+        if others + high > options.worker_limit:
+            raise ControlPlaneError(
+                f"Max workers across all endpoints must not exceed your account's worker quota of "
+                f"{options.worker_limit} (other endpoints already use {others}). Lower workersMax, "
+                "or delete endpoints you no longer need."
+            )
+        if int(data.get("idleTimeout") or 0) < 0 or int(data.get("scalerValue") or 1) < 1:
+            raise ControlPlaneError("idleTimeout must be >= 0 and scalerValue >= 1.")
+        if str(data.get("scalerType")) not in ("QUEUE_DELAY", "REQUEST_COUNT"):
+            raise ControlPlaneError("scalerType must be QUEUE_DELAY or REQUEST_COUNT.")
+
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        """deleteEndpoint: its workers drain, its open jobs are cancelled, all its jobs forgotten."""
+        ep = self.shared.endpoints.pop(endpoint_id, None)
+        if ep is None:
+            raise ControlPlaneError(f"Endpoint {endpoint_id} does not exist.")
+        for worker in self.shared.workers_of(endpoint_id):
+            self.fleet.drain(worker, "endpoint deleted")
+        for job in [j for j in self.queue.jobs.values() if j.endpoint_id == endpoint_id]:
+            if not job.final:
+                self.queue.finish(job, ep, JobStatus.CANCELLED, reason="the endpoint was deleted")
+            self.queue.forget(job)
+        self.shared.store.delete("endpoints", endpoint_id)
+        ep.work.notify()
+
+    def endpoint_view(self, ep: EndpointRuntime) -> dict[str, Any]:
+        """The endpoint as GraphQL returns it, with its template as it is now."""
+        template = self.templates.get(ep.data.get("templateId") or "") or ep.template
+        return {**ep.data, "template": template, "workersStandby": ep.setting("workersMin", 0)}
