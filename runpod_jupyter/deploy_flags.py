@@ -6,7 +6,7 @@ adds them with IPython's ``@argument`` and the CLI with argparse's ``add_argumen
 arguments, from :meth:`Flag.spec`); :func:`options_from_args` turns either's parsed arguments into
 ``DeployOptions``.
 
-Light on purpose (stdlib and :mod:`~runpod_jupyter.deploy_options` only): both front ends build their
+Light on purpose (stdlib, :mod:`~runpod_jupyter.deploy_options` and the errors only): both front ends build their
 parsers from this table at import time.
 """
 
@@ -19,16 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .deploy_options import BUILDERS, SCALERS, DeployOptions, default
+from .errors import FlagError
 
 REGISTRY_ENV = "RUNPOD_JUPYTER_REGISTRY"
-
-
-class FlagError(ValueError):
-    """A flag's value cannot be read (``--env NOEQUALS``, ``--local --cloud``).
-
-    A usage mistake, not a RunPod error: the magic shows it as a ``UsageError``, the CLI as one
-    line and exit status 2.
-    """
 
 
 def parse_env_pairs(pairs: Sequence[str] | None) -> dict[str, str]:

@@ -5,7 +5,8 @@ and every ``hint`` what to do next; in a notebook they render as those lines, no
 
     RunpodError
     ├── ConfigError                  bad settings; nothing was sent
-    │   └── MissingApiKeyError       cloud backend without a key
+    │   ├── MissingApiKeyError       cloud backend without a key
+    │   └── FlagError                a flag's value cannot be read (--env NOEQUALS, --local --cloud)
     ├── PayloadTooLargeError         refused before sending (10 MB /run, 20 MB /runsync)
     ├── TransportError               connection failed or timed out, after retries
     │   └── SubmitUncertainError     /run may or may not have reached RunPod
@@ -88,6 +89,11 @@ class MissingApiKeyError(ConfigError):
                 "Or use the embedded RunPod with --local, which needs no account."
             ),
         )
+
+
+class FlagError(ConfigError):
+    """A flag's value cannot be read. A usage mistake: the magic shows it as IPython's
+    ``UsageError``, the CLI as one line and exit status 2."""
 
 
 class PayloadTooLargeError(RunpodError):
@@ -293,7 +299,7 @@ class SidebarError(RunpodError):
 
 
 __all__ = [
-    "RunpodError", "ConfigError", "MissingApiKeyError", "PayloadTooLargeError", "TransportError",
+    "RunpodError", "ConfigError", "MissingApiKeyError", "FlagError", "PayloadTooLargeError", "TransportError",
     "SubmitUncertainError", "ApiError", "AuthenticationError", "EndpointNotFoundError",
     "RateLimitedError", "ServerError", "GraphQLError", "JobError", "JobFailedError",
     "JobCancelledError", "JobTimedOutError", "JobGoneError", "WaitTimeoutError", "PackagingError",

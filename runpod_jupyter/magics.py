@@ -17,7 +17,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .deploy_flags import FLAGS, FlagError, backend_choice, options_from_args
+from .deploy_flags import FLAGS, backend_choice, options_from_args
+from .errors import FlagError
 from .listings import JobList, Table, endpoint_table, recent_jobs
 from .names import check_endpoint_name, check_variable_name
 

@@ -12,6 +12,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from support import embedded_runpod  # noqa: E402
 
+#: Fixtures that start a registry, JupyterLab or a browser: a test that asks for one is slow. Tests
+#: that start workers or kernels carry the marker themselves. `pytest -m "not slow"` is the fast tier.
+SLOW_FIXTURES = frozenset({"registry", "token_registry", "basic_registry", "lab", "page", "ui_runpod"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 _SCRUBBED = (
     "RUNPOD_API_KEY", "RUNPOD_JUPYTER_BACKEND", "RUNPOD_ENDPOINT_BASE_URL", "RUNPOD_API_BASE_URL",
     "RUNPOD_WEBHOOK_GET_JOB",

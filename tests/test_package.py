@@ -85,6 +85,7 @@ def test_the_key_never_shows(monkeypatch):
     client.close()
 
 
+@pytest.mark.slow
 def test_doctor_never_prints_the_key(local_runpod):
     env = {
         "RUNPOD_API_KEY": MARKER,
@@ -112,6 +113,7 @@ def test_doctor_local(local_runpod):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_async_client_keeps_500_requests_in_flight():
     from aiohttp import web
 

@@ -36,12 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    from ..deploy_flags import FlagError
     from ..errors import RunpodError
 
     try:
         return func(args)
-    except (RunpodError, FlagError) as exc:
+    except RunpodError as exc:  # what happened and what to do, without a traceback
         print(f"runpod-jupyter: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

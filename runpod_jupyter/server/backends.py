@@ -15,7 +15,9 @@ from typing import Any
 
 from .. import config, embedded
 from ..api import Client, RetryPolicy
+from ..connect import connect
 from ..embedded import LocalInstance
+from ..errors import ConfigError, MissingApiKeyError
 from .errors import bad_request, conflict
 
 BACKENDS = ("local", "cloud")
@@ -65,16 +67,17 @@ class Backends:
 
     # -- clients -------------------------------------------------------------------------------
     def settings(self, backend: str) -> config.Settings:
-        """Settings for a backend that is available; 409 when it is not."""
-        if backend == "local":
-            return self.require_local().settings()
-        settings = config.cloud_settings()
-        if settings.api_key is None:
+        """Settings for a backend that is available (never starting the embedded RunPod: only the
+        explicit start action does that); 409 when it is not."""
+        try:
+            return connect(backend, start=False, state_file=self._state_file)
+        except MissingApiKeyError:
             raise conflict(
                 "No RunPod API key is configured, so the cloud backend is off.",
                 hint="Set RUNPOD_API_KEY (or ~/.runpod/config.toml) in the environment Jupyter runs in, then restart it.",
-            )
-        return settings
+            ) from None
+        except ConfigError as exc:
+            raise conflict(exc.message, hint=exc.hint) from None
 
     def client(self, backend: str, settings: config.Settings | None = None) -> Client:
         settings = settings or self.settings(check_backend(backend))

@@ -164,6 +164,7 @@ def test_run_retries_when_the_request_certainly_was_not_sent():
     assert transport.calls == FAST_RETRY.attempts
 
 
+@pytest.mark.slow
 def test_timeouts_retry_reads_but_not_submissions(faulty):
     server = faulty(["hang", (200, HEALTH)])
     with Client(_settings(server.base), retry=FAST_RETRY, timeout=0.5) as api:
@@ -208,6 +209,7 @@ def test_policy_numbers():
     assert steady.delay(0, 120.0) == 30.0 and steady.delay(3, 0.0) == 0.0
 
 
+@pytest.mark.slow
 def test_real_rate_limit_gives_a_clear_error(client, local_runpod, tmp_path):
     spec, _ = deploy(client, tmp_path, "print('unused')\n", wait_idle=False, workers_max=0)
     patient = Client(local_runpod.settings(), retry=RetryPolicy(attempts=2, max_retry_after=0.5))
@@ -246,6 +248,7 @@ def test_purged_job_is_gone_with_a_reason(client, tmp_path):
     assert list(ep.stream(job.id, timeout=5)) == []  # a stream of a gone job ends at once
 
 
+@pytest.mark.slow
 def test_disabled_endpoint_is_explained(tmp_path, tmp_path_factory):
     """Negative balance: REST answers "Not Found" for everything while GraphQL lists the endpoint."""
     with embedded_runpod(tmp_path_factory.mktemp("broke")) as instance, Client(instance.settings()) as api:
@@ -283,6 +286,7 @@ def test_cloud_only_bodies():
         assert "status.runpod.io" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_async_client_keeps_the_same_retry_rules(faulty):
     """The async client (aiohttp underneath) maps faults the same way: idempotent calls retry,
     a submission that may have arrived is never resent, a refused connection is retried."""

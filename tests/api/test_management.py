@@ -19,6 +19,7 @@ def _raw_graphql(instance, query: str, variables: dict | None = None) -> httpx.R
     )
 
 
+@pytest.mark.slow
 def test_tricky_names_round_trip_through_variables(client, tmp_path):
     project = worker_project(tmp_path, "print('never started')\n")
     template = client.save_template(

@@ -8,6 +8,8 @@ from support import deploy, wait_for
 
 from runpod_jupyter.deployment import STATUS_GROUP, Deployment, Job
 
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
+
 DOUBLER = """
 import runpod
 def handler(job):

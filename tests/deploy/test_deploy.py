@@ -49,6 +49,7 @@ def _names(api) -> set[str]:
     return {e.name for e in api.list_endpoints()}
 
 
+@pytest.mark.slow
 def test_deploy_update_and_delete(ip, api):
     _deploy(ip, "first --local --gpu ADA_24", HANDLER.format(version=1))
     first = ip.user_ns["first"]
@@ -69,6 +70,7 @@ def test_deploy_update_and_delete(ip, api):
     assert not any(t.name.startswith("first-") for t in api.list_templates())
 
 
+@pytest.mark.slow
 def test_rerunning_an_unchanged_cell_changes_nothing(ip, api):
     _deploy(ip, "same --local --gpu ADA_24", HANDLER.format(version=1))
     release = api.get_endpoint(ip.user_ns["same"].endpoint_id)
@@ -119,6 +121,7 @@ def test_cloud_without_a_key(ip, monkeypatch, tmp_path):
     assert "--local" in str(caught.value)
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_refused_before_sending(ip, api):
     _deploy(ip, "inputs --local --gpu ADA_24", HANDLER.format(version=1))
     dep = ip.user_ns["inputs"]
@@ -132,6 +135,7 @@ def test_bad_inputs_are_refused_before_sending(ip, api):
     ip.run_line_magic("runpod_delete", "inputs")
 
 
+@pytest.mark.slow
 def test_crash_on_first_deploy_is_undone(ip, api):
     with pytest.raises(DeployError) as caught:
         _deploy(ip, "crashy --local --gpu ADA_24", """
@@ -149,6 +153,7 @@ def test_crash_on_first_deploy_is_undone(ip, api):
     assert not any(t.name.startswith("crashy-") for t in api.list_templates())
 
 
+@pytest.mark.slow
 def test_failed_update_restores_the_previous_release(ip, api):
     _deploy(ip, "stable --local --gpu ADA_24", HANDLER.format(version=1))
     endpoint_id = ip.user_ns["stable"].endpoint_id
@@ -194,6 +199,7 @@ def test_cloud_preflight_errors_stop_the_deploy(ip, api, monkeypatch):
     assert "leaky" not in _names(api)
 
 
+@pytest.mark.slow
 def test_cli_deploy_from_a_file(tmp_path, ip, api):
     source = tmp_path / "worker.py"
     source.write_text(HANDLER.format(version=7))
@@ -220,6 +226,7 @@ def test_cli_deploy_from_a_file(tmp_path, ip, api):
     delete_endpoint(api, endpoint.id)
 
 
+@pytest.mark.slow
 def test_job_states_reach_the_journal(ip, api):
     _deploy(ip, "journaled --local --gpu ADA_24", """
         import asyncio, runpod

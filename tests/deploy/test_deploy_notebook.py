@@ -12,6 +12,8 @@ from nbclient import NotebookClient
 
 from runpod_jupyter import embedded
 
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
+
 MARKER = "rpa_NBMARKER0001"
 
 DEPLOY = """%%runpod_deploy echo --local --gpu ADA_24 --workers-max 2 --idle-timeout 30

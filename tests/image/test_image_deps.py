@@ -26,6 +26,7 @@ def top_level(layer) -> set[str]:
     return {name.split("/", 1)[0] for name in names_in(layer)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", TOOLS)
 def test_wheels_for_the_image_platform_into_one_layer(tool, wheelhouse, isolated_env, tmp_path):
     got = build_deps_layer("rpj-pure\nrpj-tool  # a comment\n", BASE, DIGEST, cache_dir=tmp_path / "c", tool=tool,
@@ -40,6 +41,7 @@ def test_wheels_for_the_image_platform_into_one_layer(tool, wheelhouse, isolated
     assert [m.name for m in members] == sorted(m.name for m in members)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", TOOLS)
 def test_packages_the_base_provides_are_left_out_with_their_own_dependencies(tool, wheelhouse, isolated_env, tmp_path):
     base = BaseImage(image="x/y:1", python="3.11", glibc="2.35", packages={"rpj-torchish": "1.0"},
@@ -66,6 +68,7 @@ def test_nothing_to_vendor_gives_no_layer(isolated_env, tmp_path):
     assert build_deps_layer("runpod>=1.10\n", base, DIGEST, cache_dir=tmp_path).layer is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", TOOLS)
 def test_pure_python_sdist_is_built_and_allowed(tool, wheelhouse, isolated_env, tmp_path):
     got = build_deps_layer("rpj-sdist==0.5\n", BASE, DIGEST, cache_dir=tmp_path / "c", tool=tool,
@@ -73,6 +76,7 @@ def test_pure_python_sdist_is_built_and_allowed(tool, wheelhouse, isolated_env, 
     assert "rpj_sdist" in top_level(got.layer)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", TOOLS)
 def test_native_sdist_is_refused_with_the_ways_out(tool, wheelhouse, isolated_env, tmp_path):
     with pytest.raises(DependencyError) as info:
@@ -90,6 +94,7 @@ def test_a_host_only_linux_wheel_is_refused(wheelhouse, isolated_env, tmp_path):
                          index=local_index(wheelhouse))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tool", TOOLS)
 def test_wheel_newer_than_the_base_glibc(tool, wheelhouse, isolated_env, tmp_path):
     with pytest.raises(DependencyError) as info:

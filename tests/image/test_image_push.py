@@ -247,6 +247,7 @@ def _copy_and_verify(image: str, tmp_path: Path) -> None:
         assert (dest / layer["digest"].split(":", 1)[1]).stat().st_size == layer["size"]
 
 
+@pytest.mark.slow
 def test_unreachable_registry_says_so(isolated_env, tmp_path):
     host = f"127.0.0.1:{_free_port()}"  # nothing listens there
     with pytest.raises(RegistryUnreachableError) as info:

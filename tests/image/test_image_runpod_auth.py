@@ -46,6 +46,7 @@ def stored_auths(local_runpod) -> dict[str, dict]:
     return {row["name"]: row for row in rows}
 
 
+@pytest.mark.slow
 def test_created_once_then_reused(isolated_env, local_runpod, recorded):
     client, transport = recorded
     first = ensure_registry_auth(client, "docker.io/alice/worker:v1", username="alice", password="pat-of-alice-1")

@@ -30,6 +30,7 @@ def _workers(instance, endpoint_id: str) -> list[dict]:
     return local_get(instance, f"/local/endpoints/{endpoint_id}/workers")["workers"]
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_job_is_retried(client, tmp_path, local_runpod):
     spec, ep = deploy(client, tmp_path, SLOW, workers_max=1)
     job = ep.run({"sleep": 3})
@@ -45,6 +46,7 @@ def test_worker_killed_mid_job_is_retried(client, tmp_path, local_runpod):
     assert "exit code 137" in retry[2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("code", "words"),
     [(137, "out of memory"), (139, "container disk")],
@@ -64,6 +66,7 @@ def test_a_job_that_keeps_killing_its_worker_fails_with_the_meaning(client, tmp_
     assert ep.health().jobs.retried == 1  # tried once more before failing
 
 
+@pytest.mark.slow
 def test_exception_before_start_is_a_crash_loop(client, tmp_path, local_runpod):
     spec, ep = deploy(client, tmp_path, """
         import runpod
@@ -80,6 +83,7 @@ def test_exception_before_start_is_a_crash_loop(client, tmp_path, local_runpod):
     assert any("model weights missing" in line["message"] for line in logs)
 
 
+@pytest.mark.slow
 def test_missing_handler_file_is_exit_code_2(client, tmp_path, local_runpod):
     from runpod_jupyter.api import EndpointSpec, TemplateSpec
 
@@ -93,6 +97,7 @@ def test_missing_handler_file_is_exit_code_2(client, tmp_path, local_runpod):
     assert "exit code 2" in reason and "handler.py" in reason
 
 
+@pytest.mark.slow
 def test_slow_start_beyond_the_init_timeout(client, tmp_path, local_runpod):
     spec, ep = deploy(client, tmp_path, """
         import time, runpod
@@ -104,6 +109,7 @@ def test_slow_start_beyond_the_init_timeout(client, tmp_path, local_runpod):
     assert "init timeout" in reason and "RUNPOD_INIT_TIMEOUT" in reason
 
 
+@pytest.mark.slow
 def test_lost_heartbeat_retries_the_job(client, tmp_path, local_runpod):
     spec, ep = deploy(client, tmp_path, SLOW, workers_max=1)
     job = ep.run({"sleep": 2})
@@ -116,6 +122,7 @@ def test_lost_heartbeat_retries_the_job(client, tmp_path, local_runpod):
     assert any(e[1] == "RETRY" and "lost heartbeat" in e[2] for e in events)
 
 
+@pytest.mark.slow
 def test_restart_keeps_queued_and_finished_jobs(tmp_path, tmp_path_factory):
     root = tmp_path_factory.mktemp("restart")
     kwargs = dict(data_dir=root / "data", state_file=root / "state.json", api_key=LOCAL_KEY, tuning=FAST)

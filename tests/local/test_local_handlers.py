@@ -11,6 +11,8 @@ from support import deploy, final, local_get, wait_for
 
 from runpod_jupyter.api import AsyncClient, JobStatus, Policy
 
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
+
 
 def test_sync_handler_with_progress(client, tmp_path, local_runpod):
     _, ep = deploy(client, tmp_path, """

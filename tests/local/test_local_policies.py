@@ -26,6 +26,7 @@ runpod.serverless.start({"handler": handler})
 """
 
 
+@pytest.mark.slow
 def test_execution_timeout(client, tmp_path):
     _, ep = deploy(client, tmp_path, ASYNC_SLEEPER)
     job = ep.run({"sleep": 30}, policy=Policy(execution_timeout=1500))
@@ -36,6 +37,7 @@ def test_execution_timeout(client, tmp_path):
     wait_for(lambda: ep.health().workers.running == 0, what="the worker to stop the job")
 
 
+@pytest.mark.slow
 def test_ttl_expires_a_queued_job(client, tmp_path, local_runpod):
     _, ep = deploy(client, tmp_path, ASYNC_SLEEPER, wait_idle=False, workers_max=0)
     job = ep.run({}, policy=Policy(ttl=1000))
@@ -68,6 +70,7 @@ def webhook_receiver():
     server.server_close()
 
 
+@pytest.mark.slow
 def test_webhooks_on_completion_and_failure(client, tmp_path, webhook_receiver):
     url, received = webhook_receiver
     _, ep = deploy(client, tmp_path, ASYNC_SLEEPER)
@@ -81,6 +84,7 @@ def test_webhooks_on_completion_and_failure(client, tmp_path, webhook_receiver):
     assert by_id[bad.id]["status"] == "FAILED" and "asked to fail" in by_id[bad.id]["error"]
 
 
+@pytest.mark.slow
 def test_logs_per_worker_and_per_job(client, tmp_path, local_runpod):
     spec, ep = deploy(client, tmp_path, ASYNC_SLEEPER)
     job = ep.runsync({"sleep": 0}, wait_ms=30_000)
@@ -106,6 +110,7 @@ def test_server_side_payload_limit_and_bad_bodies(client, tmp_path, local_runpod
     assert anonymous.status_code == 401
 
 
+@pytest.mark.slow
 def test_results_expire_after_retention(tmp_path, tmp_path_factory):
     root = tmp_path_factory.mktemp("retention")
     instance = embedded.start(

@@ -11,9 +11,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from support import LOCAL_KEY
 
 from runpod_jupyter import embedded
+
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
 
 
 def test_local_serve_in_the_foreground(tmp_path):

@@ -35,6 +35,7 @@ def test_low_priority_jobs_wait_behind_normal_ones(tmp_path):
     assert list(ep.queue) == [*normal, late_normal, *low, late_low]
 
 
+@pytest.mark.slow
 def test_finished_jobs_expire_in_order_and_health_counts_only_open_ones(tmp_path):
     engine = engine_on_disk(tmp_path, retention_run=100.0, retention_sync=10.0)
     ep = add_endpoint(engine, "ep-queue")
@@ -88,6 +89,7 @@ def queued_jobs(local_runpod, tmp_path_factory):
         return spec.id, [api.run({"i": i}).id for i in range(120)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit, expected", [(None, 100), (5, 5), (0, 0)])
 def test_local_job_list_is_newest_first_and_bounded(local_runpod, queued_jobs, limit, expected):
     endpoint_id, ids = queued_jobs

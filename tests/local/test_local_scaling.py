@@ -25,6 +25,7 @@ def _states(instance, endpoint_id: str) -> list[str]:
     return [w["state"] for w in local_get(instance, f"/local/endpoints/{endpoint_id}/workers")["workers"]]
 
 
+@pytest.mark.slow
 def test_initializing_idle_running(client, tmp_path, local_runpod):
     spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), wait_idle=False)
     seen = []
@@ -42,6 +43,7 @@ def test_initializing_idle_running(client, tmp_path, local_runpod):
     assert final(ep, job.id).status is JobStatus.COMPLETED
 
 
+@pytest.mark.slow
 def test_idle_timeout_scales_down_to_workers_min(client, tmp_path):
     _, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), idle_timeout=1, workers_min=0)
     wait_for(lambda: ep.health().workers.total == 0, what="scale to zero after idleTimeout")
@@ -50,6 +52,7 @@ def test_idle_timeout_scales_down_to_workers_min(client, tmp_path):
     wait_for(lambda: ep.health().workers.total == 0, what="scale to zero again")
 
 
+@pytest.mark.slow
 def test_workers_min_stay_up(client, tmp_path):
     spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), idle_timeout=1, workers_min=2, workers_max=2)
     wait_for(lambda: ep.health().workers.idle == 2, what="two idle workers")
@@ -58,6 +61,7 @@ def test_workers_min_stay_up(client, tmp_path):
     client.delete_endpoint(spec.id)  # always-on workers bill the account until they go
 
 
+@pytest.mark.slow
 def test_request_count_scaler(client, tmp_path):
     _, ep = deploy(
         client, tmp_path, SLEEPER.format(version="1"), wait_idle=False, idle_timeout=30,
@@ -68,6 +72,7 @@ def test_request_count_scaler(client, tmp_path):
     assert all(final(ep, job.id).status is JobStatus.COMPLETED for job in jobs)
 
 
+@pytest.mark.slow
 def test_queue_delay_scaler_adds_a_worker_when_jobs_wait(client, tmp_path):
     _, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), scaler_value=1, workers_max=2, idle_timeout=30)
     assert ep.health().workers.total == 1
@@ -86,6 +91,7 @@ def test_account_worker_quota(client, tmp_path, local_runpod):
     client.delete_template("quota")
 
 
+@pytest.mark.slow
 def test_no_capacity_throttles_until_a_gpu_frees(client, tmp_path, local_runpod):
     local_post(local_runpod, "/local/gpus", {"AMPERE_80": 0})
     spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), wait_idle=False, gpu_ids=("AMPERE_80",))
@@ -98,6 +104,7 @@ def test_no_capacity_throttles_until_a_gpu_frees(client, tmp_path, local_runpod)
     assert {w["gpu"] for w in workers if w["state"] != "exited"} <= {"AMPERE_80"}
 
 
+@pytest.mark.slow
 def test_wider_gpu_list_finds_capacity(client, tmp_path, local_runpod):
     local_post(local_runpod, "/local/gpus", {"HOPPER_141": 0})
     spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), gpu_ids=("HOPPER_141", "AMPERE_48"))
@@ -105,6 +112,7 @@ def test_wider_gpu_list_finds_capacity(client, tmp_path, local_runpod):
     assert [w["gpu"] for w in workers if w["state"] == "idle"] == ["AMPERE_48"]
 
 
+@pytest.mark.slow
 def test_new_release_rolls_workers_and_the_new_code_answers(client, tmp_path, local_runpod):
     spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), workers_min=1, workers_max=2, idle_timeout=30)
     long_job = ep.run({"sleep": 4})
@@ -127,6 +135,7 @@ def _spent(instance, endpoint_id: str) -> float:
     return local_get(instance, f"/local/endpoints/{endpoint_id}/workers")["spent"]
 
 
+@pytest.mark.slow
 def test_running_workers_are_billed_per_second_rounded_up(client, tmp_path, local_runpod):
     spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), gpu_ids=("AMPERE_16",), idle_timeout=30)
     rate_before = client.account().current_spend_per_hr  # other endpoints' always-on workers
@@ -143,6 +152,7 @@ def test_running_workers_are_billed_per_second_rounded_up(client, tmp_path, loca
     assert round(cost / price, 6) == round(cost / price)
 
 
+@pytest.mark.slow
 def test_always_on_workers_are_billed_while_idle_at_a_discount(client, tmp_path, local_runpod):
     from runpod_jupyter.api.models import ACTIVE_DISCOUNT
     from runpod_jupyter.diagnose import diagnose, gather

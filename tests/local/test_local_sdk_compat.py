@@ -8,6 +8,8 @@ import asyncio
 import pytest
 from support import LOCAL_KEY, wait_for, worker_project
 
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
+
 runpod = pytest.importorskip("runpod")
 
 HANDLER = """

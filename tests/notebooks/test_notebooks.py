@@ -38,6 +38,7 @@ def shared_instance(monkeypatch):
     embedded.stop()
 
 
+@pytest.mark.slow
 def test_quickstart_through_the_demo_command(tmp_path, monkeypatch):
     """The README's main command: runs the quickstart headless and summarises it."""
     import os
@@ -63,12 +64,14 @@ def test_quickstart_through_the_demo_command(tmp_path, monkeypatch):
     assert embedded.find() is None  # it stopped what it started
 
 
+@pytest.mark.slow
 def test_streaming(tmp_path, shared_instance):
     out = _text(_run("streaming", tmp_path))
     assert re.search(r"1[0-9] chunks; 4 images", out)
     assert "COMPLETED" in out
 
 
+@pytest.mark.slow
 def test_troubleshooting(tmp_path, shared_instance):
     out = _text(_run("troubleshooting", tmp_path))
     assert "crash loop" in out and "weights not found" in out
@@ -77,6 +80,7 @@ def test_troubleshooting(tmp_path, shared_instance):
     assert "throttled" in out
 
 
+@pytest.mark.slow
 def test_cloud_skips_without_a_key(tmp_path, shared_instance, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.runpod/config.toml either
     out = _text(_run("cloud", tmp_path))

@@ -16,6 +16,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
 
 CELL = '''
 import numpy as np

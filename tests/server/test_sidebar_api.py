@@ -51,6 +51,7 @@ def run_journaled(client, spec, payload, *, backend="local"):
     return job
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 async def test_every_route_refuses_requests_without_a_token(api, method, path):
     code, body = await api.call(method, path, headers={"Authorization": ""}, body=b"{}" if method == "POST" else None)
@@ -62,6 +63,7 @@ async def test_unknown_route_is_a_json_404(api):
     assert code == 404 and "No such runpod-jupyter route" in body["message"]
 
 
+@pytest.mark.slow
 async def test_snapshot_shows_local_endpoint_workers_account_and_journal(api, echo, local_client):
     job = run_journaled(local_client, echo, {"n": 1})
     final(local_client.endpoint(echo.id), job.id)
@@ -83,6 +85,7 @@ async def test_snapshot_shows_local_endpoint_workers_account_and_journal(api, ec
     assert entry["status"] == "COMPLETED" and entry["endpointId"] == echo.id
 
 
+@pytest.mark.slow
 async def test_snapshot_shows_cloud_backend_through_the_sdk_variables(api, cloud_env, echo, tmp_path):
     with Client(backend="cloud") as cloud:
         spec, _ = deploy(cloud, tmp_path, ECHO, wait_idle=False, workers_max=0)
@@ -137,6 +140,7 @@ async def test_local_off_offers_start(local_off, api):
     assert local["state"] == "off" and local["canStart"] is True and local["endpoints"] == []
 
 
+@pytest.mark.slow
 async def test_local_start_starts_the_embedded_runpod_once(local_off, api):
     from runpod_jupyter import embedded
 
@@ -214,6 +218,7 @@ async def test_purge_queue(api, parked, local_client):
     assert code == 405
 
 
+@pytest.mark.slow
 async def test_scale(api, parked, local_client):
     code, body = await api.post(f"endpoints/local/{parked.id}/scale", {"workersMin": 0, "workersMax": 1})
     assert code == 200 and (body["endpoint"]["workersMin"], body["endpoint"]["workersMax"]) == (0, 1)
@@ -247,6 +252,7 @@ async def test_scale_refusals_from_runpod(api, parked):
     assert code == 409 and "quota" in body["message"]
 
 
+@pytest.mark.slow
 async def test_delete_endpoint_and_its_template(api, tmp_path, local_client):
     spec, _ = deploy(local_client, tmp_path, ECHO, workers_max=1)
     template = local_client.get_endpoint(spec.id).template.name
@@ -305,6 +311,7 @@ async def test_diagnosis(api, parked, echo, local_client):
     assert code == 405
 
 
+@pytest.mark.slow
 async def test_keys_never_reach_the_browser(api, cloud_env, echo, local_runpod, local_client, marker_key):
     """Even when a job's input, output and logs carry the keys, the answers do not."""
     local_key = local_runpod.api_key.reveal()

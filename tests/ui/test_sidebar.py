@@ -8,12 +8,15 @@ import re
 import time
 
 import nbformat
+import pytest
 from lab_page import run_next_cell, wait_for_kernel_idle
 from playwright.sync_api import Page, expect
 from support import deploy, wait_for
 
 from runpod_jupyter import journal
 from runpod_jupyter.api import Client
+
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
 
 ECHO = """
 import runpod

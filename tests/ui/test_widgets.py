@@ -10,8 +10,11 @@ import struct
 import zlib
 
 import nbformat
+import pytest
 from lab_page import run_next_cell, wait_for_kernel_idle
 from playwright.sync_api import Page, expect
+
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
 
 
 def _png(width: int = 120, height: int = 48) -> str:

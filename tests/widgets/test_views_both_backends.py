@@ -13,6 +13,8 @@ from runpod_jupyter.endpoints import delete_endpoint
 from runpod_jupyter.widgets import make_view
 from runpod_jupyter.widgets import poller as poller_module
 
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
+
 STREAMING = """
 import time
 import runpod

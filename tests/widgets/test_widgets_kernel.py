@@ -20,6 +20,8 @@ from support import local_post
 
 from runpod_jupyter import embedded
 
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
+
 MARKER = "rpa_WIDGETMARK001"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 

@@ -7,9 +7,12 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from test_widgets_kernel import _delete_endpoints
 
 from runpod_jupyter import embedded
+
+pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
 
 SCRIPT = textwrap.dedent('''
     import sys
