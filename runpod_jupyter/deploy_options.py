@@ -31,7 +31,7 @@ class DeployOptions:
     scaler_value: int = 4
     volume: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
-    container_disk: int = 20
+    container_disk: int | None = None  # GB; None: sized from the image and models (at least 20)
     capture: tuple[str, ...] = ()
     requirements: tuple[str, ...] = ()
     base_image: str | None = None

@@ -96,24 +96,35 @@ def package(
         name=options.name, handler=options.handler, capture=options.capture,
         requirements=options.requirements, base_image=options.base_image, concurrency=options.concurrency,
     )
-    if callable(source):
+    if callable(source):  # the function given is the handler, whatever its name
+        common["handler"] = getattr(source, "__name__", options.handler)
         return packaging.package_function(source, **common)
     if isinstance(source, Path):
         return packaging.package_file(source, **common)
     return packaging.package_cell(str(source), user_ns=user_ns, first_line=first_line, **common)
 
 
-def preflight(project: WorkerProject, options: DeployOptions, backend: Backend) -> list[Finding]:
-    from . import packaging
+#: Container disk (GB) a deploy asks for at least, when --container-disk is not given.
+MIN_CONTAINER_DISK = 20
 
+
+def preflight(project: WorkerProject, options: DeployOptions, backend: Backend) -> tuple[list[Finding], int]:
+    """The findings, and the container disk to ask for: the one given, or what the estimated
+    image and the cached models need."""
+    from . import packaging
+    from .packaging.preflight import disk_needed
+    from .packaging.sizes import project_sizes
+
+    image_gb, model_gb = project_sizes(project)
     checks = packaging.preflight(
         project,
         packaging.PreflightOptions(
             backend=backend, gpu_ids=options.gpu, env=dict(options.env), volume=options.volume,
-            container_disk_gb=options.container_disk,
+            container_disk_gb=options.container_disk, image_size_gb=image_gb, model_size_gb=model_gb,
         ),
     )
-    return sort_findings(checks)
+    disk = options.container_disk or max(MIN_CONTAINER_DISK, disk_needed(image_gb, model_gb, options.volume))
+    return sort_findings(checks), disk
 
 
 def deploy(
@@ -129,7 +140,9 @@ def deploy(
     """Deploy a handler (cell source, file path or function) as endpoint ``name``.
 
     Returns a :class:`~runpod_jupyter.deployment.Deployment`, or a :class:`DryRun` with
-    ``dry_run=True``. Keyword flags are :class:`DeployOptions` fields.
+    ``dry_run=True``. Keyword flags are :class:`DeployOptions` fields. ``on_progress(phase, detail)``
+    is told each step, and each preflight warning or note as phase ``"advice"`` (they do not stop
+    a deploy, but are worth reading).
     """
     if options is None:
         if name is None:
@@ -145,7 +158,8 @@ def deploy(
     settings = connect("cloud") if backend == "cloud" else None
     report("package", "writing the worker project")
     project = package(source, options, user_ns=user_ns, first_line=first_line)
-    findings = preflight(project, options, backend)
+    findings, disk = preflight(project, options, backend)
+    options = replace(options, container_disk=disk)
     if has_errors(findings):
         raise DeployError(
             f"Preflight found {sum(f.level == 'error' for f in findings)} problem(s); nothing was deployed.",
@@ -154,6 +168,8 @@ def deploy(
         )
     if options.dry_run:
         return DryRun(project, tuple(findings))
+    for finding in findings:  # warnings and info: the deploy goes on, the advice is shown
+        report("advice", str(finding))
     if settings is None:
         settings = connect("local")
     with Client(settings) as client:
@@ -213,7 +229,7 @@ class _Rollout:
         self.report("template", f"saving template {name}")
         env = dict(self.options.env)
         template = self.client.save_template(TemplateSpec(
-            name=name, image_name=image, docker_args="", container_disk_in_gb=self.options.container_disk,
+            name=name, image_name=image, docker_args="", container_disk_in_gb=self.options.container_disk or MIN_CONTAINER_DISK,
             env=env, is_serverless=True, container_registry_auth_id=auth_id,
             volume_mount_path="/runpod-volume" if self.options.volume else None,
         ))
@@ -258,6 +274,12 @@ class _Rollout:
         health = Health()
         while time.monotonic() < deadline:
             health = api.health()
+            if not health.registered and self.client.settings.local_url is not None:
+                # "Not Found" until a worker registers: the embedded RunPod's worker list shows a crash loop.
+                from .api import local_routes as routes
+                from .diagnose import with_worker_list
+
+                health = with_worker_list(health, routes.workers(self.client.settings, endpoint.saved_id))
             if health.workers.idle or health.workers.running:
                 self.report("ready", "a worker is ready")
                 return

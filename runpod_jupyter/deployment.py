@@ -5,6 +5,7 @@ the API client, and every job is written to the journal so it survives a kernel 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ from .api import Client, EndpointSpec, Health, JobStatus, Policy, models
 from .connect import connect
 from .errors import WaitTimeoutError
 from .findings import Finding
+from .secret import redact_values, secret_env_values
 
 _FINAL_ERRORS = {
     JobStatus.FAILED: errors.JobFailedError,
@@ -323,6 +325,7 @@ class Deployment(_Displayed):
         self.findings = findings
         self._client: Client | None = None
         self._lock = threading.Lock()
+        self._deleted = False
 
     @classmethod
     def attach(cls, name_or_id: str, *, backend: str | None = None) -> Deployment:
@@ -346,7 +349,33 @@ class Deployment(_Displayed):
 
     @property
     def api(self):
+        if self._deleted:
+            raise self._deleted_error()
         return self.client.endpoint(self.endpoint_id)
+
+    def _deleted_error(self) -> errors.EndpointNotFoundError:
+        return errors.EndpointNotFoundError(
+            f"Endpoint {self.name!r} ({self.endpoint_id}) was deleted.",
+            status=404,
+            hint="Deploy it again (run its %%runpod_deploy cell, or runpod_jupyter.deploy(...)): "
+            "that creates a new endpoint, with a new handle.",
+        )
+
+    @contextlib.contextmanager
+    def _alive(self) -> Iterator[None]:
+        """RunPod's "Not Found" for an endpoint that no longer exists (deleted from another
+        handle, the sidebar, the console) says so, rather than suggesting a negative balance."""
+        try:
+            yield
+        except errors.EndpointNotFoundError:
+            try:
+                gone = self.client.get_endpoint(self.endpoint_id) is None
+            except errors.RunpodError:
+                gone = False
+            if gone:
+                self._deleted = True
+                raise self._deleted_error() from None
+            raise
 
     # -- jobs ------------------------------------------------------------------------------
     def run(
@@ -366,7 +395,8 @@ class Deployment(_Displayed):
             ttl=int(ttl * 1000) if ttl else None,
             low_priority=low_priority,
         )
-        state = self.api.run(payload, webhook=webhook, policy=policy, s3_config=s3_config)
+        with self._alive():
+            state = self.api.run(payload, webhook=webhook, policy=policy, s3_config=s3_config)
         journal.shared().record_submit(
             state.id, endpoint_id=self.endpoint_id, endpoint_name=self.name, backend=self.backend,
             kind="map" if _batch_id else "run", batch_id=_batch_id, payload=payload,
@@ -376,7 +406,8 @@ class Deployment(_Displayed):
     def run_sync(self, payload: Any, *, timeout: float = 90.0) -> Any:
         """Run and wait (/runsync); returns the output or raises the job's error."""
         started = time.monotonic()
-        state = self.api.runsync(payload, wait_ms=int(min(timeout, 300) * 1000))
+        with self._alive():
+            state = self.api.runsync(payload, wait_ms=int(min(timeout, 300) * 1000))
         journal.shared().record_submit(
             state.id, endpoint_id=self.endpoint_id, endpoint_name=self.name, backend=self.backend,
             kind="runsync", payload=payload,
@@ -406,7 +437,8 @@ class Deployment(_Displayed):
 
     # -- the endpoint ----------------------------------------------------------------------
     def health(self) -> Health:
-        return self.api.health()
+        with self._alive():
+            return self.api.health()
 
     def info(self) -> EndpointSpec:
         """The endpoint's settings as RunPod has them."""
@@ -417,7 +449,8 @@ class Deployment(_Displayed):
 
     def purge_queue(self) -> int:
         """Drop queued jobs (running ones continue). Returns how many were removed."""
-        removed = self.api.purge_queue()
+        with self._alive():
+            removed = self.api.purge_queue()
         for entry in journal.shared().jobs(endpoint_id=self.endpoint_id, unfinished=True, limit=10_000):
             Job(self, entry.id).refresh()  # purged ones now read "request does not exist"
         return removed
@@ -443,7 +476,16 @@ class Deployment(_Displayed):
                 hint="On RunPod, open the endpoint's Logs tab in the console "
                 f"(https://www.runpod.io/console/serverless/user/endpoint/{self.endpoint_id}).",
             )
-        return LogLines(found)
+        secrets = self._secret_env()
+        return LogLines({**line, "message": redact_values(str(line.get("message", "")), secrets)} for line in found)
+
+    def _secret_env(self) -> list[str]:
+        """The endpoint's env values that are secrets, scrubbed from what is shown of it."""
+        try:
+            spec = self.client.get_endpoint(self.endpoint_id)
+        except errors.RunpodError:
+            return []
+        return secret_env_values(spec.template.env) if spec is not None and spec.template is not None else []
 
     def diagnose(self) -> list[Finding]:
         from .diagnose import diagnose, gather
@@ -454,7 +496,9 @@ class Deployment(_Displayed):
         """Scale to zero, delete the endpoint and its template. Returns what was done."""
         from .endpoints import delete_endpoint
 
-        return delete_endpoint(self.client, self.endpoint_id)
+        done = delete_endpoint(self.client, self.endpoint_id)
+        self._deleted = True
+        return done
 
     def close(self) -> None:
         with self._lock:

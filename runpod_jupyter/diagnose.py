@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from .api.models import GPU_POOLS, Account, EndpointSpec, Health, hourly_cost_range
+from .api.models import GPU_POOLS, Account, EndpointSpec, Health, JobCounts, WorkerCounts, hourly_cost_range
 from .findings import Finding, sort_findings
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ EXIT_FIXES = {
     "fix the code before runpod.serverless.start, and redeploy.",
     2: "handler.py was not found. Check the start command (dockerArgs) and that the image copies the "
     "handler where the command expects it.",
-    137: "Out of memory (GPU VRAM or RAM). Use a bigger GPU pool, a smaller batch or model, or load "
-    "the model in lower precision.",
+    137: "Killed (SIGKILL), often out of memory (GPU VRAM or RAM). If so, use a bigger GPU pool, a smaller "
+    "batch or model, or load the model in lower precision.",
     139: "A segmentation fault, on RunPod usually the container disk filling up. Raise "
     "containerDiskInGb (image × 2.5 + models + 20 GB) or keep models on /runpod-volume.",
 }
@@ -75,12 +75,16 @@ def _deleted(s: EndpointState) -> Finding | None:
 
 
 def _no_worker_yet(s: EndpointState) -> Finding | None:
-    if s.health is not None and not s.health.registered and not s.rest_not_found:
-        return Finding(
-            "info", "no-worker-yet", "No worker has registered yet (RunPod answers 'Not Found' for health until then).",
-            "Wait for the first worker to start; if it never does, check the image name and the worker logs.",
-        )
-    return None
+    if s.health is None or s.health.registered or s.rest_not_found:
+        return None
+    parked = s.endpoint is not None and s.endpoint.workers_max == 0
+    if parked and s.health.jobs.in_queue:
+        return None  # "workers-max-zero" says it
+    return Finding(
+        "info", "no-worker-yet", "No worker has registered yet (RunPod answers 'Not Found' for health until then).",
+        "workersMax is 0, so none will start: scale up (.scale(max=1))." if parked else
+        "Wait for the first worker to start; if it never does, check the image name and the worker logs.",
+    )
 
 
 def _cloud_only_image(s: EndpointState) -> Finding | None:
@@ -91,6 +95,10 @@ def _cloud_only_image(s: EndpointState) -> Finding | None:
 
 
 def _exit_code(reason: str | None) -> int | None:
+    """The exit code a worker's reason names; None for a SIGKILL the embedded RunPod sent itself
+    (the reason says why, and it was not memory)."""
+    if "killed (SIGKILL) by the embedded RunPod" in (reason or ""):
+        return None
     match = re.search(r"exit code (\d+)", reason or "")
     return int(match.group(1)) if match else None
 
@@ -233,6 +241,18 @@ _RULES = (
 )
 
 
+def with_worker_list(health: Health, found: dict[str, Any] | None) -> Health:
+    """Before a first worker registers, /health says only "Not Found" (on RunPod as on the embedded
+    one). The embedded RunPod's worker list still knows who is starting, crashing or throttled and
+    what waits, so counts taken from it stand in (``registered`` stays False)."""
+    if health.registered or not found:
+        return health
+    states = [str(w.get("state")) for w in found.get("workers") or []]
+    counts = {f.name: states.count(f.name) for f in fields(WorkerCounts)}
+    return Health(jobs=JobCounts(in_queue=len(found.get("queue") or [])), workers=WorkerCounts(**counts),
+                  registered=False)
+
+
 def gather(client: Client, endpoint_id: str) -> EndpointState:
     """Read what the rules need through a sync :class:`~runpod_jupyter.api.Client`. On the
     embedded RunPod the per-worker list adds exit codes and reasons."""
@@ -261,6 +281,8 @@ def gather(client: Client, endpoint_id: str) -> EndpointState:
         found = routes.workers(client.settings, endpoint_id) or {}
         state.workers, state.problem = found.get("workers"), found.get("problem")
         state.spent = found.get("spent")
+        if state.health is not None:
+            state.health = with_worker_list(state.health, found)
         queue = found.get("queue") or []
         if queue:
             created = (routes.job_detail(client.settings, queue[0]) or {}).get("createdAt")

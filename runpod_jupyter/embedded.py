@@ -28,6 +28,8 @@ from .secret import Secret
 
 STATE_NAME = "runpod-jupyter-local.json"
 START_TIMEOUT = 30.0
+#: How the key reaches the server process: in its environment, never in argv, where `ps` shows it.
+LOCAL_KEY_ENV = "RUNPOD_JUPYTER_LOCAL_KEY"
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,10 @@ def start(
     api_key: str | None = None,
     gpus: str | None = None,
     tuning: dict[str, Any] | None = None,
+    worker_quota: int | None = None,
 ) -> LocalInstance:
-    """Reuse the running instance, or start one in the background and wait until it answers."""
+    """Reuse the running instance, or start one in the background and wait until it answers.
+    ``worker_quota`` is the account's worker quota across endpoints (5, as on RunPod)."""
     path = Path(state_file) if state_file else default_state_file()
     found = find(path)
     if found is not None:
@@ -132,17 +136,22 @@ def start(
         if found is not None:
             return found
         directory = Path(data_dir) if data_dir else default_data_dir() / "local"
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "runpod_jupyter.local.server", "--state-file", str(path),
                 "--data-dir", str(directory), "--port", str(port)]
         if gpus:
             argv += ["--gpus", gpus]
         if tuning:
             argv += ["--tuning", json.dumps(tuning)]
+        if worker_quota is not None:
+            argv += ["--worker-quota", str(worker_quota)]
         env = dict(os.environ)
         if api_key:
-            env["RUNPOD_JUPYTER_LOCAL_KEY"] = api_key  # not in argv, where `ps` would show it
-        with open(directory / "server.log", "ab") as log:  # Popen keeps its own copy of the descriptor
+            env[LOCAL_KEY_ENV] = api_key  # not in argv, where `ps` would show it
+        log_path = directory / "server.log"
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        began = os.fstat(fd).st_size  # where this start's output begins
+        with os.fdopen(fd, "ab") as log:  # Popen keeps its own copy of the descriptor
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True,
@@ -157,10 +166,33 @@ def start(
             time.sleep(0.05)
         if process.poll() is None:
             process.kill()
+            process.wait()
+            reason, hint = f"it did not answer within {START_TIMEOUT:g} s", None
+        else:
+            reason, hint = _why_not_started(log_path, began)
         raise ConfigError(
-            f"The embedded RunPod did not start (see {directory / 'server.log'}).",
-            hint="Run `runpod-jupyter local serve` in a terminal to see why.",
+            f"The embedded RunPod did not start: {reason}",
+            hint=f"{hint + chr(10) if hint else ''}Its output is in {log_path}.",
         )
+
+
+def _why_not_started(log_path: Path, began: int) -> tuple[str, str | None]:
+    """What the server said when it gave up: its ``runpod-jupyter: ...`` line and the lines after
+    it (the hint); else the last line it printed."""
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(began)
+            lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    said = [i for i, line in enumerate(lines) if line.startswith("runpod-jupyter: ")]
+    if said:
+        first = said[-1]
+        rest = "\n".join(lines[first + 1:])
+        return lines[first].removeprefix("runpod-jupyter: "), rest or None
+    if lines:
+        return f"it exited after printing: {lines[-1]}", "Run `runpod-jupyter local serve` in a terminal to see more."
+    return "it exited without a word", "Run `runpod-jupyter local serve` in a terminal to see why."
 
 
 def stop(state_file: Path | str | None = None, timeout: float = 15.0) -> bool:

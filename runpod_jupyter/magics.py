@@ -9,12 +9,13 @@ with ``runpod-jupyter deploy``; the tables shown come from :mod:`runpod_jupyter.
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .deploy_flags import FLAGS, backend_choice, options_from_args
@@ -40,8 +41,32 @@ def _deploy_flags(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _deploy_words(line: str) -> list[str]:
+    """The deploy line split as a shell would (quotes removed), a ``{{ RUNPOD_SECRET_name }}``
+    written with spaces kept in one word, and a name with a space refused as a name."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%%runpod_deploy {line}: {exc}; close the quote.") from None
+    merged: list[str] = []
+    for word in words:
+        if merged and merged[-1].count("{{") > merged[-1].count("}}") and not word.startswith("-"):
+            merged[-1] += " " + word
+        else:
+            merged.append(word)
+    leading = []
+    for word in merged:
+        if word.startswith("-"):
+            break
+        leading.append(word)
+    if len(leading) > 1:  # argparse would only say "unrecognized arguments"
+        check_endpoint_name(" ".join(leading))
+    return merged
+
+
 @magics_class
 class RunpodMagics(Magics):
+    @no_var_expand  # the line is taken as written: `{{ RUNPOD_SECRET_name }}` must arrive intact
     @magic_arguments()
     @argument("name", help="endpoint name; also the variable the Deployment is bound to")
     @_deploy_flags
@@ -52,8 +77,10 @@ class RunpodMagics(Magics):
         The cell is packaged with the imports, helpers and constants the handler uses; names it
         takes from other cells are resolved (modules) or reported (move them here, or --capture).
         Binds NAME to a Deployment: NAME.run({...}), NAME.run_sync(...), NAME.map([...]).
+        The line is read as written, without IPython's $name and {expression} expansion, so that
+        --env KEY={{ RUNPOD_SECRET_name }} reaches the endpoint as RunPod's secret reference.
         """
-        args = parse_argstring(self.runpod_deploy, line)
+        args = self.runpod_deploy.parser.parse_args(_deploy_words(line))
         check_endpoint_name(args.name)
         check_variable_name(args.name)
         try:
@@ -181,16 +208,25 @@ class RunpodMagics(Magics):
 
 
 class _DeployProgress:
-    """One short line per deploy step, so a long cloud build never looks frozen."""
+    """One short line per deploy step, so a long cloud build never looks frozen; preflight's
+    warnings and notes last, under the result, where they are read."""
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
+        self.advice: list[str] = []
 
     def __call__(self, phase: str, detail: str) -> None:
-        print(f"runpod: {detail}", flush=True)
+        if phase == "advice":
+            self.advice.append(detail)
+        else:
+            print(f"runpod: {detail}", flush=True)
 
     def finish(self, seconds: float, *, dry_run: bool) -> None:
         print(f"runpod: {'written' if dry_run else 'deployed'} in {seconds:.1f} s", flush=True)
+        if self.advice:
+            print(f"runpod: preflight advice ({len(self.advice)}):", flush=True)
+            for text in self.advice:
+                print("  " + text.replace("\n", "\n  "), flush=True)
 
 
 def register(ipython: Any) -> None:

@@ -3,8 +3,10 @@ purge-queue. Each function is a protocol program (see ``_wire``); the clients dr
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
+from urllib.parse import quote
 
 from .. import errors
 from ._wire import Emit, Program, Reply, Request, RetryPolicy, Sleep, check_status, encode_json, send
@@ -13,12 +15,31 @@ from .models import GONE_REASON, Health, JobState, JobStatus, Policy
 RUN_LIMIT = 10 * 1000 * 1000
 RUNSYNC_LIMIT = 20 * 1000 * 1000
 RUNSYNC_DEFAULT_WAIT_MS = 90_000
+#: A job id no endpoint has: asking for its status tells "no worker yet" from "disabled".
+HEALTH_PROBE_JOB = "runpod-jupyter-probe"
 
 
-def _url(base: str, endpoint_id: str, route: str) -> str:
-    if not endpoint_id or "/" in endpoint_id:
-        raise errors.ConfigError(f"{endpoint_id!r} is not an endpoint id.")
-    return f"{base}/{endpoint_id}/{route}"
+#: What RunPod's endpoint and job ids are made of. An id goes into a URL path: anything else
+#: ("../purge-queue", "a/b", "x?y") could reach another route, so it is refused before sending.
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def check_id(value: object, what: str) -> str:
+    """``value`` if it can be a RunPod ``what`` id ("endpoint", "job"), else a ``ConfigError``."""
+    if not isinstance(value, str) or not _ID.match(value):
+        raise errors.ConfigError(
+            f"{value!r} is not a valid {what} id; nothing was sent.",
+            hint=f"A RunPod {what} id has only letters, digits, '-' and '_' "
+            + ("(see %runpod_endpoints)." if what == "endpoint" else "(as returned by .run(), e.g. job.id)."),
+        )
+    return value
+
+
+def _url(base: str, endpoint_id: str, route: str, job_id: str | None = None) -> str:
+    path = f"{quote(check_id(endpoint_id, 'endpoint'), safe='')}/{route}"
+    if job_id is not None:
+        path += "/" + quote(check_id(job_id, "job"), safe="")
+    return f"{base}/{path}"
 
 
 def _is_gone(body: Any) -> bool:
@@ -31,7 +52,8 @@ def _is_endpoint_not_found(reply: Reply, body: Any) -> bool:
 
 def endpoint_not_found(endpoint_id: str, what: str) -> errors.EndpointNotFoundError:
     return errors.EndpointNotFoundError(
-        f"RunPod's job API answers 'Not Found' for endpoint {endpoint_id} (while trying to {what}).",
+        f"Endpoint {endpoint_id} is disabled or deleted: RunPod's job API answers 'Not Found' for it "
+        f"(while trying to {what}).",
         status=404,
         hint=(
             "If %runpod_endpoints still lists it, RunPod has disabled it: most often the account "
@@ -120,20 +142,26 @@ def runsync(
 
 def status(base: str, endpoint_id: str, job_id: str, retry: RetryPolicy) -> Program:
     """GET /status/{id}. "request does not exist" becomes a final GONE job with its reason."""
-    reply = yield from send(Request("GET", _url(base, endpoint_id, f"status/{job_id}")), retry)
+    reply = yield from send(Request("GET", _url(base, endpoint_id, "status", job_id)), retry)
     return JobState.from_wire(_job_body(reply, endpoint_id, "read a job's status"), job_id)
 
 
 def cancel(base: str, endpoint_id: str, job_id: str, retry: RetryPolicy) -> Program:
     """POST /cancel/{id}."""
-    reply = yield from send(Request("POST", _url(base, endpoint_id, f"cancel/{job_id}")), retry)
+    reply = yield from send(Request("POST", _url(base, endpoint_id, "cancel", job_id)), retry)
     return JobState.from_wire(_job_body(reply, endpoint_id, "cancel a job"), job_id)
 
 
 def health(base: str, endpoint_id: str, retry: RetryPolicy) -> Program:
-    """GET /health. "Not Found" here means no worker has registered yet, not an error."""
+    """GET /health. RunPod answers "Not Found" both before a first worker has registered and for an
+    endpoint it disabled (negative balance) or deleted; the job API tells them apart: only a live
+    endpoint answers "request does not exist" for an unknown job. The first is no error; the
+    second raises :class:`EndpointNotFoundError`, as every other job API call does."""
     reply = yield from send(Request("GET", _url(base, endpoint_id, "health")), retry)
     if reply.status == 404:
+        probe = yield from send(Request("GET", _url(base, endpoint_id, f"status/{HEALTH_PROBE_JOB}")), retry)
+        if _is_endpoint_not_found(probe, probe.json()):
+            raise endpoint_not_found(endpoint_id, "read its health")
         return Health.no_worker_yet()
     return Health.from_wire(check_status(reply, what="read the endpoint's health") or {})
 
@@ -157,7 +185,7 @@ def stream(
     """GET /stream/{id} until the job is final: emits each chunk's output once, in order, and
     ends on every final state (COMPLETED, FAILED, CANCELLED, TIMED_OUT, GONE). Returns the final
     status, or the last seen one if ``timeout`` seconds passed first."""
-    url = _url(base, endpoint_id, f"stream/{job_id}")
+    url = _url(base, endpoint_id, "stream", job_id)
     deadline = None if timeout is None else time.monotonic() + timeout
     last = JobStatus.IN_QUEUE
     while deadline is None or time.monotonic() < deadline:

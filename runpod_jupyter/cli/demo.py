@@ -143,10 +143,35 @@ def _summary(out, entries, timings, total: float, notebook: Path, html: Path | N
     print(f"  notebook      {notebook}", file=out)
     if html is not None:
         print(f"  html          {html}", file=out)
+    print_next_step(out, failed=failed)
+
+
+def lab_command(cwd: Path | None = None) -> str:
+    """The command that opens the quickstart in JupyterLab from this environment (where the
+    server extension and the sidebar are installed), with paths relative to ``cwd`` when inside it."""
+    import shlex
+
+    here = (cwd or Path.cwd()).resolve()
+
+    def shown(path: Path) -> str:
+        try:
+            return str(path.relative_to(here))
+        except ValueError:
+            return str(path)
+
+    jupyter = Path(sys.executable).absolute().parent.resolve() / "jupyter"  # the bin dir, not the python it links to
+    notebook = notebooks_dir() / QUICKSTART
+    return f"{shlex.quote(shown(jupyter))} lab {shlex.quote(shown(notebook))}"
+
+
+def print_next_step(out: TextIO, cwd: Path | None = None, failed: str | None = None) -> None:
+    """The demo's closing lines: where it stopped, or how to see the same notebook live in JupyterLab."""
     if failed:
         print(f"\nThe demo stopped at {failed}", file=out)
-    else:
-        print(f"\nAll cells ran ({datetime.now():%H:%M:%S}). Open the notebook in Jupyter to see the widgets.", file=out)
+        return
+    print(f"\nAll cells ran ({datetime.now():%H:%M:%S}). To see the live widgets and the RunPod sidebar, "
+          "open the quickstart in JupyterLab (the extension is already enabled there):", file=out)
+    print(f"\n    {lab_command(cwd)}\n", file=out)
 
 
 def add_parsers(sub: Any) -> None:

@@ -63,6 +63,7 @@ class Catalog:
         clash = [t for t in self.templates.values() if t["name"] == template["name"] and t["id"] != template["id"]]
         if clash:
             raise ControlPlaneError(f"Template name must be unique: {template['name']!r} is taken.")
+        _check_env(template.get("env") or [])
         self.templates[template["id"]] = template
         self.shared.store.put("templates", template["id"], template)
         return template
@@ -131,13 +132,21 @@ class Catalog:
         if others + high > options.worker_limit:
             raise ControlPlaneError(
                 f"Max workers across all endpoints must not exceed your account's worker quota of "
-                f"{options.worker_limit} (other endpoints already use {others}). Lower workersMax, "
-                "or delete endpoints you no longer need."
+                f"{options.worker_limit} (other endpoints already use {others}). Lower workersMax "
+                "(--workers-max), or delete endpoints you no longer need (%runpod_delete NAME). "
+                "This quota is the embedded RunPod's own: raise it by restarting it with "
+                "`runpod-jupyter local serve --worker-quota N` (from Python: "
+                "runpod_jupyter.embedded.stop(), then runpod_jupyter.embedded.start(worker_quota=N))."
             )
         if int(data.get("idleTimeout") or 0) < 0 or int(data.get("scalerValue") or 1) < 1:
             raise ControlPlaneError("idleTimeout must be >= 0 and scalerValue >= 1.")
         if str(data.get("scalerType")) not in ("QUEUE_DELAY", "REQUEST_COUNT"):
             raise ControlPlaneError("scalerType must be QUEUE_DELAY or REQUEST_COUNT.")
+        if int(data.get("executionTimeoutMs") or 0) < 0:
+            raise ControlPlaneError(
+                "executionTimeoutMs must be >= 0 milliseconds (0 or unset: the default timeout), "
+                f"not {data.get('executionTimeoutMs')}."
+            )
 
     def delete_endpoint(self, endpoint_id: str) -> None:
         """deleteEndpoint: its workers drain, its open jobs are cancelled, all its jobs forgotten."""
@@ -157,3 +166,17 @@ class Catalog:
         """The endpoint as GraphQL returns it, with its template as it is now."""
         template = self.templates.get(ep.data.get("templateId") or "") or ep.template
         return {**ep.data, "template": template, "workersStandby": ep.setting("workersMin", 0)}
+
+
+def _check_env(env: list[dict[str, Any]]) -> None:
+    """Refuse env entries no process can be started with (a key holding ``=``, a NUL byte in a
+    key or value): saved, they would stop every worker of the template at spawn."""
+    for item in env:
+        key, value = str(item.get("key") or ""), str(item.get("value") or "")
+        if "=" in key or "\x00" in key:
+            raise ControlPlaneError(
+                f"Template env key {key!r} is not a valid environment variable name: "
+                "a key may not contain '=' or a NUL byte."
+            )
+        if "\x00" in value:
+            raise ControlPlaneError(f"Template env value of {key!r} contains a NUL byte, which no process can be given.")

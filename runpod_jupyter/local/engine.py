@@ -10,6 +10,7 @@ each module says which part of it is its own. The HTTP layer (:mod:`.server`) an
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .billing import Billing
@@ -39,6 +40,7 @@ class Engine:
         self.worker_api = WorkerAPI(self.shared, self.queue, self.fleet)
         self.catalog = Catalog(self.shared, self.queue, self.fleet)
         self._stopping = False
+        self._failing: dict[str, str] = {}  # part of the tick -> its last failure, logged once
 
     def load(self) -> None:
         """Rebuild state after a restart: queued jobs stay queued, running ones are retried,
@@ -86,13 +88,27 @@ class Engine:
             await self.shared.wake.wait(self.options.tick)
 
     def tick(self) -> None:
+        """One turn of the clock. Each part runs on its own, and per endpoint: one that fails is
+        logged and the others still run (timeouts, worker watch, scaling, billing)."""
         now = time.time()
-        self.queue.expire(now)
-        self.fleet.check(now)
+        self._part("job timeouts", self.queue.expire, now)
+        self._part("worker watch", self.fleet.check, now)
         for ep in list(self.endpoints.values()):
-            self.fleet.scale(ep, now)
-            self.billing.bill_always_on(ep, now)
-        self.fleet.prune_exited()
+            self._part(f"scaling of endpoint {ep.id}", self.fleet.scale, ep, now)
+            self._part(f"always-on billing of endpoint {ep.id}", self.billing.bill_always_on, ep, now)
+        self._part("pruning exited workers", self.fleet.prune_exited)
+
+    def _part(self, what: str, step: Callable[..., object], *args: Any) -> None:
+        """Run one part of the tick; a failure is logged once while it lasts, not every tick."""
+        try:
+            step(*args)
+        except Exception as exc:  # noqa: BLE001 - one part failing must not stop the others
+            message = f"{type(exc).__name__}: {exc}"
+            if self._failing.get(what) != message:
+                print(f"runpod-jupyter local: {what} failed: {message}", flush=True)
+            self._failing[what] = message
+        else:
+            self._failing.pop(what, None)
 
     async def shutdown(self) -> None:
         """Stop every worker (SIGTERM, then SIGKILL after a grace) and the background tasks."""

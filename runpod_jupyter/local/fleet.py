@@ -41,6 +41,7 @@ class Fleet:
         self.shared = shared
         self.queue = queue
         self.billing = billing
+        self.stopping = False  # set by stop_all: exits are the server's doing, not the workers'
 
     def set_capacity(self, gpus: dict[str, int]) -> None:
         """Local-only knob: GPUs free per pool, to simulate Throttled workers."""
@@ -73,24 +74,25 @@ class Fleet:
             return
         worker.pool, worker.state, worker.reason = pool, WorkerPhase.INITIALIZING, None
         worker.contacted = worker.last_seen = worker.idle_since = None
-        worker.exit_code, worker.pid = None, None
+        worker.exit_code, worker.pid, worker.killed_by = None, None, None
         self.shared.spawn(self._run(ep, worker))
 
     async def _run(self, ep: EndpointRuntime, worker: WorkerRecord) -> None:
         options = self.shared.options
         home = options.data_dir / "workers" / worker.id / "home"
-        launch = wk.build_launch(
-            worker=worker, template=ep.template, control_url=options.control_url,
-            worker_key=options.worker_key, ping_interval_ms=options.ping_interval_ms,
-            home=home, resolve_secret=os.environ.get,
-        )
         log_file = options.data_dir / "logs" / ep.id / f"{worker.id}.log"
         try:
+            launch = wk.build_launch(
+                worker=worker, template=ep.template, control_url=options.control_url,
+                worker_key=options.worker_key, ping_interval_ms=options.ping_interval_ms,
+                home=home, resolve_secret=os.environ.get,
+            )
             process = await wk.spawn(worker, launch, log_file)
-        except OSError as exc:
+        except Exception as exc:  # whatever stops the start (OSError, ValueError...), the worker fails with it
+            why = f"could not start the worker: {type(exc).__name__}: {exc}"
             worker.logs.append({"t": time.time(), "worker": worker.id, "job": None, "level": "ERROR",
-                                "message": f"could not start the worker: {exc}", "stream": "stderr"})
-            self._on_exit(worker, 127)
+                                "message": why, "stream": "stderr"})
+            self._on_exit(worker, 127, failed=why)
             return
         self._record_pgids()
         pump = asyncio.ensure_future(wk.pump_logs(worker, process, log_file))
@@ -101,16 +103,24 @@ class Fleet:
             pump.cancel()
         self._on_exit(worker, wk.exit_code(returncode))
 
-    def _on_exit(self, worker: WorkerRecord, code: int) -> None:
+    def _on_exit(self, worker: WorkerRecord, code: int, failed: str | None = None) -> None:
+        """The worker's process ended with ``code``, or never started (``failed`` says why): its
+        jobs are retried or failed, its GPU is free, and it is Unhealthy (it never asked for work)
+        or Exited."""
         now = time.time()
         self.billing.charge(worker, now)
         worker.exit_code = code
         worker.pool = None
+        if self.stopping:  # the server stops, not the worker: its jobs wait for the next start
+            worker.state = WorkerPhase.EXITED
+            return
         ep = self.shared.endpoints.get(worker.endpoint_id)
         expected = worker.state == WorkerPhase.DRAINING or worker.stop_after_job or code == 0
-        why = wk.describe_exit(code)
-        last_error = next((e["message"] for e in reversed(worker.logs) if e["level"] in ("ERROR", "STDERR")), None)
-        if worker.reason and worker.reason.startswith(("fitness", "did not", "lost")):
+        why = failed or wk.describe_exit(code, killed_by=worker.killed_by)
+        last_error = None
+        if failed is None:
+            last_error = next((e["message"] for e in reversed(worker.logs) if e["level"] in ("ERROR", "STDERR")), None)
+        if failed is None and worker.reason and worker.reason.startswith(("fitness", "did not", "lost")):
             why = f"{worker.reason} ({why})"
         for job_id in list(worker.jobs):
             job = self.queue.jobs.get(job_id)
@@ -146,6 +156,9 @@ class Fleet:
             ep = self.shared.endpoints.get(worker.endpoint_id)
             if ep is not None:
                 ep.crash_streak = 0
+                if not ep.registered:  # from now on /health answers
+                    ep.registered = True
+                    self.shared.save_endpoint(ep)
                 if worker.release == ep.release:
                     ep.prewarm = False
             self.shared.wake.notify()
@@ -194,16 +207,16 @@ class Fleet:
         for worker in list(self.shared.workers.values()):
             ep = self.shared.endpoints.get(worker.endpoint_id)
             if worker.state == WorkerPhase.DRAINING and worker.retry_at and now > worker.retry_at:
-                wk.kill(worker)
+                wk.kill(worker, f"still running {options.drain_grace:g} s after SIGTERM while draining ({worker.reason})")
             elif worker.state == WorkerPhase.INITIALIZING and worker.spawned and worker.contacted is None:
                 limit = init_timeout(ep, options.init_timeout)
                 if now - worker.spawned > limit:
                     worker.reason = f"did not start within the init timeout ({limit:g} s; set RUNPOD_INIT_TIMEOUT)"
-                    wk.kill(worker)
+                    wk.kill(worker, "init timeout")
             elif worker.state in SERVING and worker.last_seen is not None:
                 if now - worker.last_seen > options.heartbeat_timeout:
                     worker.reason = f"lost heartbeat (nothing heard for {now - worker.last_seen:.0f} s)"
-                    wk.kill(worker)
+                    wk.kill(worker, "lost heartbeat")
             elif worker.state == WorkerPhase.UNHEALTHY and ep is not None and worker.retry_at and now >= worker.retry_at:
                 if worker.release < ep.release or ep.disabled:
                     worker.state = WorkerPhase.EXITED
@@ -265,15 +278,27 @@ class Fleet:
         self.shared.store.set_value(PGIDS, live)
 
     async def stop_all(self) -> None:
-        """Stop every worker process: SIGTERM, then SIGKILL after up to 5 s."""
-        live = [w for w in self.shared.workers.values() if w.process is not None and w.process.returncode is None]
+        """The server is stopping: every worker at once gets SIGTERM with its held job-take
+        answered (so an idle SDK worker exits at once), SIGKILL after ``stop_grace``. Their jobs
+        are left as they are in the store: a running one is retried at the next start."""
+        self.stopping = True
+        live = [w for w in self.shared.workers.values() if _running(w)]
         for worker in live:
+            self.billing.charge(worker, time.time())  # billed up to the stop, as a drain is
+            worker.state = WorkerPhase.DRAINING  # job-take hands it nothing more and answers now
             wk.terminate(worker)
-        deadline = time.monotonic() + 5
+            worker.news.notify()
+        for ep in self.shared.endpoints.values():
+            ep.work.notify()
+        deadline = time.monotonic() + self.shared.options.stop_grace
         while any(_running(w) for w in live) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
         for worker in live:
-            wk.kill(worker)
+            if _running(worker):
+                wk.kill(worker, "the embedded RunPod stopped")
+        deadline = time.monotonic() + 2.0
+        while any(_running(w) for w in live) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     def forget_process_groups(self) -> None:
         """All workers are stopped: nothing for the next start's orphan sweep."""

@@ -218,17 +218,23 @@ class ManagementAPI:
         """One GraphQL POST body → (HTTP status, response body)."""
         if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
             return 400, {"errors": [{"message": "Expected a JSON body with a 'query' string."}]}
+        variables, operation = payload.get("variables"), payload.get("operationName")
+        if variables is not None and not isinstance(variables, dict):
+            return 400, {"errors": [{"message": "'variables' must be a JSON object (or null)."}]}
+        if operation is not None and not isinstance(operation, str):
+            return 400, {"errors": [{"message": "'operationName' must be a string (or null)."}]}
         try:
             document = parse(payload["query"])
+            problems = validate(self.schema, document)
+            if problems:
+                return 400, {"errors": [p.formatted for p in problems]}
+            result = execute_sync(  # every resolver here is synchronous
+                self.schema, document, variable_values=variables or None, operation_name=operation,
+            )
         except GraphQLSyntaxError as exc:
             return 400, {"errors": [exc.formatted]}
-        problems = validate(self.schema, document)
-        if problems:
-            return 400, {"errors": [p.formatted for p in problems]}
-        result = execute_sync(  # every resolver here is synchronous
-            self.schema, document, variable_values=payload.get("variables") or None,
-            operation_name=payload.get("operationName"),
-        )
+        except RecursionError:
+            return 400, {"errors": [{"message": "The query is nested too deeply; flatten it."}]}
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
             body["errors"] = [_error(e) for e in result.errors]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,24 @@ class Signal:
             self._future = asyncio.get_running_loop().create_future()
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._future), timeout)
+
+
+#: An input or output larger than this (as JSON) is not kept in memory once stored: it is read back
+#: from the store when a worker takes the job or a client reads it (RunPod takes 10 MB per /run).
+INLINE_LIMIT = 64 * 1024
+PAYLOADS = ("input", "output")
+
+
+class Stored:
+    """Stands in for a job's input or output that lives only in the store (``size`` bytes of JSON)."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __repr__(self) -> str:
+        return f"<stored: {self.size} bytes>"
 
 
 def new_job_id(kind: str) -> str:
@@ -69,6 +88,8 @@ class JobRecord:
     progress_log: list[list[Any]] = field(default_factory=list, repr=False)
     changed: Signal = field(default_factory=Signal, repr=False)
     stop_sent: float | None = None  # monotonic time of the last stop signal
+    #: Reads a :class:`Stored` input or output back: (job id, "input" or "output") -> value.
+    read_stored: Callable[[str, str], Any] | None = field(default=None, repr=False)
 
     _PERSISTED = (
         "id", "endpoint_id", "input", "kind", "status", "output", "error", "progress", "created",
@@ -86,6 +107,13 @@ class JobRecord:
         """Add to the job's timeline (the widgets and the sidebar show it) and wake its waiters."""
         self.events.append([round(time.time(), 3), kind, detail])
         self.changed.notify()
+
+    def payload(self, part: str) -> Any:
+        """The job's ``"input"`` or ``"output"``, read back from the store when only kept there."""
+        value = getattr(self, part)
+        if isinstance(value, Stored):
+            return self.read_stored(self.id, part) if self.read_stored is not None else None
+        return value
 
     def delay_ms(self) -> int:
         """Time in the queue so far, as RunPod's ``delayTime``."""
@@ -109,7 +137,7 @@ class JobRecord:
         if self.status == JobStatus.IN_PROGRESS and self.progress is not None:
             view["output"] = self.progress
         elif self.final and self.output is not None:
-            view["output"] = self.output
+            view["output"] = self.payload("output")
         if self.error is not None:
             view["error"] = self.error
         if self.retries:
@@ -118,7 +146,7 @@ class JobRecord:
 
     def worker_payload(self) -> dict[str, Any]:
         """What job-take hands the worker: the SDK passes the whole dict to the handler."""
-        payload: dict[str, Any] = {"id": self.id, "input": self.input}
+        payload: dict[str, Any] = {"id": self.id, "input": self.payload("input")}
         if self.s3_config is not None:
             payload["s3Config"] = self.s3_config
         if self.webhook:
@@ -127,7 +155,7 @@ class JobRecord:
 
     def webhook_body(self) -> dict[str, Any]:
         """What RunPod POSTs to the job's webhook when it ends."""
-        body = {**self.status_view(), "input": self.input, "webhook": self.webhook}
+        body = {**self.status_view(), "input": self.payload("input"), "webhook": self.webhook}
         body.setdefault("output", None)
         return body
 
@@ -149,10 +177,19 @@ class JobRecord:
 
     # -- persistence ---------------------------------------------------------------------------
     def to_row(self) -> dict[str, Any]:
-        """The fields kept across a restart (the status as its plain string, being a str enum)."""
-        return {name: getattr(self, name) for name in self._PERSISTED}
+        """The fields kept across a restart (the status as its plain string, being a str enum); a
+        :class:`Stored` input or output is kept as its size under ``stored``."""
+        row = {name: getattr(self, name) for name in self._PERSISTED}
+        stored = {part: row[part].size for part in PAYLOADS if isinstance(row[part], Stored)}
+        if stored:
+            row.update({part: None for part in stored}, stored=stored)
+        return row
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobRecord:
         """A job read back from the store; fields it does not know are ignored."""
-        return cls(**{k: v for k, v in row.items() if k in cls._PERSISTED})
+        job = cls(**{k: v for k, v in row.items() if k in cls._PERSISTED})
+        for part, size in (row.get("stored") or {}).items():
+            if part in PAYLOADS:
+                setattr(job, part, Stored(int(size)))
+        return job

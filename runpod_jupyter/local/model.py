@@ -45,6 +45,7 @@ class Options:
     crash_backoff_base: float = 1.0
     crash_backoff_max: float = 60.0
     drain_grace: float = 10.0
+    stop_grace: float = 1.0  # SIGTERM to SIGKILL for the workers when the server stops
     tick: float = 1.0
     exited_kept: int = 10
 
@@ -64,6 +65,7 @@ class EndpointRuntime:
     created: float = field(default_factory=time.time)
     prewarm: bool = True
     crash_streak: int = 0
+    registered: bool = False  # a worker has called in once: until then /health answers "Not Found"
     queue: deque[str] = field(default_factory=deque)
     work: Signal = field(default_factory=Signal)
 
@@ -98,6 +100,7 @@ class EndpointRuntime:
             "data": self.data, "template": self.template, "release": self.release,
             "completed": self.completed, "failed": self.failed, "retried": self.retried,
             "spent": self.spent, "disabled": self.disabled, "created": self.created,
+            "registered": self.registered,
         }
 
 

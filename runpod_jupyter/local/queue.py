@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import deque
 from typing import Any
 
 from ..api.models import JobStatus
-from .jobs import JobRecord, new_job_id
+from . import door
+from .jobs import INLINE_LIMIT, JobRecord, Stored, new_job_id
 from .model import EndpointRuntime, Shared
 
 
@@ -32,6 +34,7 @@ class JobQueue:
         self._open: dict[str, JobRecord] = {}
         self._closed: dict[str, deque[str]] = {"run": deque(), "sync": deque()}
         self._http: Any = None  # aiohttp session for webhooks, made on first use
+        self._forgot = False  # jobs were dropped since the store last gave their space back
 
     def load(self) -> None:
         """Rebuild the jobs after a restart (endpoints loaded first): queued jobs stay queued,
@@ -44,7 +47,13 @@ class JobQueue:
             ep = self.shared.endpoints.get(job.endpoint_id)
             if ep is None:
                 store.delete("jobs", job.id)
+                store.delete_payloads(job.id)
                 continue
+            job.read_stored = self._read_stored
+            job.policy, dropped = door.sanitized_policy(job.policy)
+            if dropped:
+                job.event("POLICY", "ignored what the queue cannot apply: " + "; ".join(dropped))
+                self.save(job)
             self.jobs[job.id] = job
             if not job.final:
                 self._open[job.id] = job
@@ -65,11 +74,13 @@ class JobQueue:
         given = body.get("policy")
         policy: dict[str, Any] = given if isinstance(given, dict) else {}
         job = JobRecord(
-            id=new_job_id(kind), endpoint_id=ep.id, input=body["input"], kind=kind,
+            id=new_job_id(kind), endpoint_id=ep.id, input=None, kind=kind,
             webhook=body.get("webhook") if isinstance(body.get("webhook"), str) else None,
             policy=policy,
             s3_config=body.get("s3Config") if isinstance(body.get("s3Config"), dict) else None,
+            read_stored=self._read_stored,
         )
+        self._keep(job, "input", body["input"])
         job.event(JobStatus.IN_QUEUE)
         self.jobs[job.id] = job
         self._open[job.id] = job
@@ -143,7 +154,7 @@ class JobQueue:
         job.finished = time.time()
         if self._open.pop(job.id, None) is not None:
             self._closed[_retention_kind(job)].append(job.id)
-        job.output = output
+        self._keep(job, "output", output)
         job.error = error
         job.reason = reason
         job.event(status, reason or "")
@@ -165,7 +176,22 @@ class JobQueue:
         self.jobs.pop(job.id, None)
         self._open.pop(job.id, None)
         self.shared.store.delete("jobs", job.id)
+        self.shared.store.delete_payloads(job.id)
+        self._forgot = True
         job.changed.notify()
+
+    def _keep(self, job: JobRecord, part: str, value: Any) -> None:
+        """Set the job's input or output: a large one goes to the store and is read back from
+        there when needed, so retained jobs cost memory by their count, not their payloads."""
+        text = json.dumps(value, separators=(",", ":"))
+        if len(text) > INLINE_LIMIT:
+            self.shared.store.put_payload(job.id, part, text)
+            value = Stored(len(text))
+        setattr(job, part, value)
+
+    def _read_stored(self, job_id: str, part: str) -> Any:
+        text = self.shared.store.payload(job_id, part)
+        return json.loads(text) if text is not None else None
 
     def unqueue(self, ep: EndpointRuntime, job: JobRecord) -> None:
         with contextlib.suppress(ValueError):  # not queued (any more)
@@ -201,19 +227,42 @@ class JobQueue:
                 closed.popleft()
                 if job is not None and job.final:
                     self.forget(job)
+        if self._forgot:  # give dropped payloads' space back, a step per tick, once much is free
+            self._forgot = self.shared.store.reclaim()
         for job in list(self._open.values()):
-            ep = self.shared.endpoints.get(job.endpoint_id)
-            ttl = job.policy.get("ttl")
-            if ttl is not None and now - job.created > float(ttl) / 1000:
-                if job.status == JobStatus.IN_QUEUE and ep is not None:
-                    self.unqueue(ep, job)
-                self.finish(job, ep, JobStatus.TIMED_OUT, reason=f"ttl of {int(ttl)} ms passed before the job finished")
-                continue
-            if job.status == JobStatus.IN_PROGRESS and job.started is not None:
-                limit_ms = job.policy.get("executionTimeout") or (ep.data.get("executionTimeoutMs") if ep else None)
-                limit = float(limit_ms) / 1000 if limit_ms else options.execution_timeout
-                if now - job.started > limit:
-                    self.finish(job, ep, JobStatus.TIMED_OUT, reason=f"ran longer than the execution timeout ({limit:g} s)")
+            try:
+                self._expire_one(job, now)
+            except Exception as exc:  # one job's timeouts failing must not stop the others'
+                self._fail_unexpirable(job, exc)
+
+    def _expire_one(self, job: JobRecord, now: float) -> None:
+        """Time the job out if its ``ttl`` passed or it ran past its execution timeout."""
+        ep = self.shared.endpoints.get(job.endpoint_id)
+        ttl = job.policy.get("ttl")
+        if ttl is not None and now - job.created > float(ttl) / 1000:
+            if job.status == JobStatus.IN_QUEUE and ep is not None:
+                self.unqueue(ep, job)
+            self.finish(job, ep, JobStatus.TIMED_OUT, reason=f"ttl of {int(ttl)} ms passed before the job finished")
+            return
+        if job.status == JobStatus.IN_PROGRESS and job.started is not None:
+            limit_ms = job.policy.get("executionTimeout") or (ep.data.get("executionTimeoutMs") if ep else None)
+            limit = float(limit_ms) / 1000 if limit_ms else self.shared.options.execution_timeout
+            if now - job.started > limit:
+                self.finish(job, ep, JobStatus.TIMED_OUT, reason=f"ran longer than the execution timeout ({limit:g} s)")
+
+    def _fail_unexpirable(self, job: JobRecord, exc: Exception) -> None:
+        """A job whose timeouts cannot be applied fails with why; if even that fails, the clock
+        stops looking at it (it is logged either way, once)."""
+        why = f"its policy {job.policy!r} cannot be applied: {type(exc).__name__}: {exc}"
+        print(f"runpod-jupyter local: job {job.id} failed: {why}", flush=True)
+        ep = self.shared.endpoints.get(job.endpoint_id)
+        try:
+            if job.status == JobStatus.IN_QUEUE and ep is not None:
+                self.unqueue(ep, job)
+            self.finish(job, ep, JobStatus.FAILED, error=why, reason=why)
+        except Exception as again:  # noqa: BLE001 - logged; the job is left out of the clock
+            self._open.pop(job.id, None)
+            print(f"runpod-jupyter local: job {job.id} left out of the clock: {type(again).__name__}: {again}", flush=True)
 
     async def _send_webhook(self, job: JobRecord) -> None:
         """POST the cloud's payload to the job's webhook; two retries, as on the platform."""

@@ -29,7 +29,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..embedded import read_state, write_state
+from ..embedded import LOCAL_KEY_ENV, read_state, write_state
+from ..errors import ControlPlaneError
+from . import door
+from .data_dir import DataDirLock, make_private
 from .engine import Engine
 from .graphql_api import ManagementAPI
 from .model import Options
@@ -41,6 +44,7 @@ RUNSYNC_LIMIT = 20 * 1000 * 1000
 RATE_LIMITS = {"run": 1000, "runsync": 2000, "status": 2000, "stream": 2000, "cancel": 100, "purge-queue": 2}
 NOT_FOUND = {"message": "Not Found"}
 GONE = {"error": "request does not exist"}
+SHUTDOWN_TIMEOUT = 1.0  # seconds a request still held open gets when the server stops
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,6 +54,11 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
         text=json.dumps(data, separators=(",", ":")), status=status,
         content_type="application/json", headers=headers,
     )
+
+
+def _refused(exc: ControlPlaneError, status: int = 400) -> web.Response:
+    """A request the door refused, answered as RunPod answers: ``{"error": ...}``."""
+    return _json({"error": f"{exc.message} {exc.hint}" if exc.hint else exc.message}, status)
 
 
 class RateLimiter:
@@ -109,9 +118,13 @@ class LocalRunPod:
     # -- auth ----------------------------------------------------------------------------------
     def _client_auth(self, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
+            if "api_key" in request.query:  # RunPod's REST v2 takes the header only; URLs end up in logs
+                return _json({"error": (
+                    "Unauthorized: a key in the URL (?api_key=) is not accepted; send it in an "
+                    "Authorization: Bearer <api key> header, and drop it from the URL."
+                )}, 401)
             given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-            given = given or request.query.get("api_key", "")
-            if not secrets.compare_digest(given.encode(), self.engine.options.api_key.encode()):
+            if not door.same_secret(given, self.engine.options.api_key):
                 return _json({"error": "Unauthorized: send Authorization: Bearer <api key>"}, 401)
             return await handler(request)
 
@@ -120,7 +133,7 @@ class LocalRunPod:
     def _worker_auth(self, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             given = request.headers.get("Authorization", "")
-            if not secrets.compare_digest(given.encode(), self.engine.options.worker_key.encode()):
+            if not door.same_secret(given, self.engine.options.worker_key):
                 return _json({"error": "Unauthorized worker"}, 401)
             return await handler(request)
 
@@ -138,9 +151,9 @@ class LocalRunPod:
 
     async def graphql(self, request: web.Request) -> web.Response:
         try:
-            payload = json.loads(await request.read() or b"null")
-        except ValueError:
-            return _json({"errors": [{"message": "The body is not valid JSON."}]}, 400)
+            payload = door.parse_json(await request.read())
+        except ControlPlaneError as exc:
+            return _json({"errors": [{"message": exc.message}]}, 400)
         status, body = self.management.handle(payload)
         return _json(body, status)
 
@@ -155,11 +168,9 @@ class LocalRunPod:
         if len(raw) > limit:
             return None, _json({"error": f"payload too large: {len(raw)} bytes, max {limit} bytes on /{route}"}, 413)
         try:
-            body = json.loads(raw or b"null")
-        except ValueError:
-            return None, _json({"error": "The body is not valid JSON."}, 400)
-        if not isinstance(body, dict) or "input" not in body:
-            return None, _json({"error": 'The body must be a JSON object with an "input" key.'}, 400)
+            body = door.submission(raw)
+        except ControlPlaneError as exc:
+            return None, _refused(exc)
         return (ep, body), None
 
     async def run(self, request: web.Request) -> web.Response:
@@ -213,7 +224,8 @@ class LocalRunPod:
 
     async def health(self, request: web.Request) -> web.Response:
         ep = self.engine.endpoint(request.match_info["ep"])
-        return _json(self.engine.health(ep)) if ep is not None else _json(NOT_FOUND, 404)
+        # As on RunPod: "Not Found" until a first worker of the endpoint has registered.
+        return _json(self.engine.health(ep)) if ep is not None and ep.registered else _json(NOT_FOUND, 404)
 
     async def purge(self, request: web.Request) -> web.Response:
         limited = self._limited(request, "purge-queue")
@@ -237,21 +249,28 @@ class LocalRunPod:
         ids = await self.engine.worker_api.stop_poll(request.match_info["ep"], request.match_info["worker"])
         return _json({"jobsToStop": ids}) if ids else web.Response(status=204)
 
-    async def _worker_body(self, request: web.Request) -> dict[str, Any]:
-        # The SDK posts JSON text labelled application/x-www-form-urlencoded: read it raw.
+    async def _worker_body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """A worker's post, read raw (the SDK labels its JSON text application/x-www-form-urlencoded).
+        One that cannot be read fails its job with the reason, rather than leave it running."""
         try:
-            body = json.loads(await request.read() or b"{}")
-        except ValueError:
-            body = {}
+            body = door.parse_json(await request.read(), empty={})
+        except ControlPlaneError as exc:
+            why = f"the worker's result could not be read: {exc.message}"
+            self.engine.worker_api.job_unreadable(request.match_info["worker"], request.match_info["job"], why)
+            return _refused(exc)
         return body if isinstance(body, dict) else {"output": body}
 
     async def done(self, request: web.Request) -> web.Response:
         body = await self._worker_body(request)
+        if isinstance(body, web.Response):
+            return body
         self.engine.worker_api.job_done(request.match_info["worker"], request.match_info["job"], body)
         return _json({"ok": True})
 
     async def job_stream(self, request: web.Request) -> web.Response:
         body = await self._worker_body(request)
+        if isinstance(body, web.Response):
+            return body
         self.engine.worker_api.job_stream(request.match_info["worker"], request.match_info["job"], body)
         return _json({"ok": True})
 
@@ -273,8 +292,11 @@ class LocalRunPod:
     async def local_logs(self, request: web.Request) -> web.Response:
         q = request.query
         ep, worker, job = q.get("endpoint_id"), q.get("worker_id"), q.get("job_id")
-        since = _float(q.get("since"), 0.0)
-        limit = max(1, min(_int(q.get("limit"), 500), 5000))
+        try:
+            since = door.query_number(q, "since", 0.0, 0.0, 1e12)
+            limit = door.query_int(q, "limit", 500, 1, 5000)
+        except ControlPlaneError as exc:
+            return _refused(exc)
         lines = [
             entry
             for w in self.engine.workers.values()
@@ -292,21 +314,33 @@ class LocalRunPod:
     async def local_jobs(self, request: web.Request) -> web.Response:
         """The newest ``limit`` retained jobs (default 100), newest first."""
         ep = request.query.get("endpoint_id")
-        limit = max(0, _int(request.query.get("limit"), 100))
+        try:
+            limit = door.query_int(request.query, "limit", 100, 0, sys.maxsize)
+        except ControlPlaneError as exc:
+            return _refused(exc)
         newest = (j for j in reversed(self.engine.jobs.values()) if ep is None or j.endpoint_id == ep)
         return _json({"jobs": [j.detail_view() for j in itertools.islice(newest, limit)]})
 
     async def local_account(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read() or b"{}")
-        if not isinstance(body, dict) or not isinstance(body.get("balance"), (int, float)):
-            return _json({"error": 'send {"balance": <number>}'}, 400)
+        try:
+            body = door.parse_json(await request.read(), empty={})
+        except ControlPlaneError as exc:
+            return _refused(exc)
+        balance = body.get("balance") if isinstance(body, dict) else None
+        if isinstance(balance, bool) or not isinstance(balance, (int, float)) or not abs(balance) <= 1e12:
+            return _json({"error": 'send {"balance": <number>} (at most 1e12 either way)'}, 400)
         self.engine.billing.set_balance(body["balance"])
         return _json({"clientBalance": self.engine.billing.current_balance()})
 
     async def local_gpus(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read() or b"{}")
-        if not isinstance(body, dict) or not all(isinstance(v, int) and v >= 0 for v in body.values()):
-            return _json({"error": 'send {"POOL_ID": <capacity>, ...}'}, 400)
+        try:
+            body = door.parse_json(await request.read(), empty={})
+        except ControlPlaneError as exc:
+            return _refused(exc)
+        if not isinstance(body, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 1_000_000 for v in body.values()
+        ):
+            return _json({"error": 'send {"POOL_ID": <capacity>, ...} (whole numbers from 0 to 1000000)'}, 400)
         self.engine.fleet.set_capacity(body)
         return _json({"gpus": self.engine.options.gpus})
 
@@ -314,13 +348,6 @@ class LocalRunPod:
 def _int(value: str | None, default: int) -> int:
     try:
         return int(value) if value is not None else default
-    except ValueError:
-        return default
-
-
-def _float(value: str | None, default: float) -> float:
-    try:
-        return float(value) if value is not None else default
     except ValueError:
         return default
 
@@ -345,7 +372,8 @@ async def start_server(options: Options, port: int = 0) -> tuple[web.AppRunner, 
     engine = Engine(options, store)
     engine.load()
     server = LocalRunPod(engine)
-    runner = web.AppRunner(server.app, access_log=None, handle_signals=False)
+    # On the way out, requests still held open (a /runsync wait, a stream's hold) get this long.
+    runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
     await site.start()
@@ -355,8 +383,9 @@ async def start_server(options: Options, port: int = 0) -> tuple[web.AppRunner, 
     return runner, engine, bound
 
 
-async def _serve(options: Options, port: int, state_file: Path | None, announce: bool) -> None:
+async def _serve(options: Options, port: int, state_file: Path | None, announce: bool, lock: DataDirLock) -> None:
     runner, engine, bound = await start_server(options, port)
+    lock.announce(options.control_url)
     if state_file is not None:
         write_state(state_file, pid=os.getpid(), port=bound, api_key=options.api_key, data_dir=options.data_dir)
     if announce:
@@ -385,47 +414,74 @@ def serve_forever(
     data_dir: str | None = None,
     state_file: str | None = None,
     announce: bool = True,
+    worker_quota: int | None = None,
     **tuning: Any,
 ) -> int:
-    """Run in the foreground until SIGINT/SIGTERM (the ``local serve`` command)."""
+    """Run in the foreground until SIGINT/SIGTERM (the ``local serve`` command). The key is
+    ``api_key``, else ``$RUNPOD_JUPYTER_LOCAL_KEY``, else the one kept in the data dir, else a new
+    one. When it cannot start it says why and what to do on stderr, and returns 1 (2 for a bad flag)."""
     from ..config import data_dir as default_data_dir
+    from ..errors import RunpodError
     from ..secret import register_secret
 
-    directory = Path(data_dir) if data_dir else default_data_dir() / "local"
-    directory.mkdir(parents=True, exist_ok=True)
-    store = Store(directory / "local.sqlite")
-    key = api_key or store.get_value("api_key") or secrets.token_urlsafe(24)
-    store.set_value("api_key", key)
-    store.close()
-    register_secret(key)
+    api_key = api_key or os.environ.pop(LOCAL_KEY_ENV, None)  # popped: workers never see it
     try:
         capacity = parse_gpus(gpus)
     except ValueError as exc:
         print(f"runpod-jupyter: {exc}", file=sys.stderr)
         return 2
+    if worker_quota is not None:
+        tuning["worker_limit"] = worker_quota
+    directory = Path(data_dir) if data_dir else default_data_dir() / "local"
+    lock = DataDirLock(directory)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock.acquire()  # before anything in the data dir is read or changed
+        make_private(directory)
+        store = Store(directory / "local.sqlite")
+        key = api_key or store.get_value("api_key") or secrets.token_urlsafe(24)
+        store.set_value("api_key", key)
+        store.close()
+    except RunpodError as exc:
+        lock.release()
+        print(f"runpod-jupyter: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:
+        lock.release()
+        print(f"runpod-jupyter: cannot use the data dir {directory}: {exc}", file=sys.stderr, flush=True)
+        print("Pass a data dir this user can write with --data-dir.", file=sys.stderr, flush=True)
+        return 1
+    register_secret(key)
     options = Options(api_key=key, data_dir=directory, gpus=capacity, **tuning)
     try:
-        asyncio.run(_serve(options, port, Path(state_file) if state_file else None, announce))
-    except OSError as exc:
-        print(f"runpod-jupyter: cannot listen on 127.0.0.1:{port}: {exc}", file=sys.stderr)
+        asyncio.run(_serve(options, port, Path(state_file) if state_file else None, announce, lock))
+    except RunpodError as exc:
+        print(f"runpod-jupyter: {exc}", file=sys.stderr, flush=True)
         return 1
+    except OSError as exc:
+        print(f"runpod-jupyter: cannot listen on 127.0.0.1:{port}: {exc}", file=sys.stderr, flush=True)
+        print("Choose another --port, or 0 for a free one.", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        lock.release()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m runpod_jupyter.local.server``: how the background instance is started."""
+    """``python -m runpod_jupyter.local.server``: how the background instance is started (its key
+    comes in ``$RUNPOD_JUPYTER_LOCAL_KEY``, never in argv, where ``ps`` would show it)."""
     parser = argparse.ArgumentParser(prog="runpod_jupyter.local.server")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--gpus", default=None)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--state-file", default=None)
+    parser.add_argument("--worker-quota", type=int, default=None)
     parser.add_argument("--tuning", default="{}", help="JSON of Options overrides (tests)")
     args = parser.parse_args(argv)
-    api_key = args.api_key or os.environ.pop("RUNPOD_JUPYTER_LOCAL_KEY", None)
     return serve_forever(
-        port=args.port, api_key=api_key, gpus=args.gpus, data_dir=args.data_dir,
-        state_file=args.state_file, announce=True, **json.loads(args.tuning),
+        port=args.port, api_key=args.api_key, gpus=args.gpus, data_dir=args.data_dir,
+        state_file=args.state_file, announce=True, worker_quota=args.worker_quota, **json.loads(args.tuning),
     )
 
 

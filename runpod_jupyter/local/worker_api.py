@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ..api.models import JobStatus
+from ..secret import redact_values
 from .fleet import Fleet
 from .jobs import JobRecord
 from .model import EndpointRuntime, Shared
@@ -20,6 +21,7 @@ from .queue import JobQueue
 from .workers import LEAVING, SERVING, WorkerPhase, WorkerRecord
 
 STOP_RESEND = 2.0  # seconds between stop signals for a job a worker still holds
+UNLISTED_LIMIT = 2  # heartbeats in a row without a running job: the worker let go of it
 
 
 class WorkerAPI:
@@ -29,6 +31,7 @@ class WorkerAPI:
         self.shared = shared
         self.queue = queue
         self.fleet = fleet
+        self._unlisted: dict[str, int] = {}  # job id -> heartbeats in a row that did not list it
 
     def _may_take(self, worker: WorkerRecord, ep: EndpointRuntime) -> bool:
         return (
@@ -107,7 +110,10 @@ class WorkerAPI:
         if job.status == JobStatus.IN_PROGRESS and job.worker_id == worker_id:
             ep = self.shared.endpoints.get(job.endpoint_id)
             if "error" in body:
-                self.queue.finish(job, ep, JobStatus.FAILED, output=body.get("output"), error=body["error"])
+                error = body["error"]
+                if worker is not None and isinstance(error, str):  # kept in the job row: no secrets
+                    error = redact_values(error, worker.secrets)
+                self.queue.finish(job, ep, JobStatus.FAILED, output=body.get("output"), error=error)
             else:
                 self.queue.finish(job, ep, JobStatus.COMPLETED, output=body.get("output"))
         if worker is not None and job_id in worker.jobs:
@@ -140,7 +146,41 @@ class WorkerAPI:
         for job_id in [j for j in worker.jobs if j not in listed and self._stopped(j)]:
             worker.jobs.discard(job_id)
             self.fleet.job_left(worker)
+        self._drop_unposted(worker, listed)
+
+    def _drop_unposted(self, worker: WorkerRecord, listed: set[str]) -> None:
+        """The SDK lists the jobs it runs in each heartbeat and lets go of a job only after posting
+        its result. A running job missing from two heartbeats in a row (one may be sent before the
+        worker has recorded a job it just took) was let go without a result reaching here: its
+        post failed (a result it could not encode or send). It fails now, not at its timeout."""
+        for job_id in [j for j in self._unlisted if j in listed or self._ended(j)]:
+            self._unlisted.pop(job_id, None)
+        for job_id in [j for j in worker.jobs if j not in listed]:
+            job = self.queue.jobs.get(job_id)
+            if job is None or job.final or job.worker_id != worker.id:
+                continue
+            missed = self._unlisted[job_id] = self._unlisted.get(job_id, 0) + 1
+            if missed >= UNLISTED_LIMIT:
+                self._unlisted.pop(job_id, None)
+                why = (
+                    f"worker {worker.id} let go of the job without its result reaching the embedded RunPod "
+                    "(posting the result failed: see the worker's log)"
+                )
+                self.queue.finish(job, self.shared.endpoints.get(job.endpoint_id), JobStatus.FAILED, error=why, reason=why)
+                worker.jobs.discard(job_id)
+                self.fleet.job_left(worker)
+
+    def job_unreadable(self, worker_id: str, job_id: str, why: str) -> None:
+        """A post from the worker that cannot be read: its job fails with ``why``."""
+        job = self.queue.jobs.get(job_id)
+        if job is None or job.final or job.worker_id != worker_id:
+            return
+        self.queue.finish(job, self.shared.endpoints.get(job.endpoint_id), JobStatus.FAILED, error=why, reason=why)
 
     def _stopped(self, job_id: str) -> bool:
         job = self.queue.jobs.get(job_id)
         return job is None or (job.final and job.stop_sent is not None)
+
+    def _ended(self, job_id: str) -> bool:
+        job = self.queue.jobs.get(job_id)
+        return job is None or job.final

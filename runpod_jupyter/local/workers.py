@@ -26,6 +26,7 @@ from typing import Any
 
 from ..api.models import OUTDATED as STALE_WORD
 from ..api.models import WorkerState
+from ..secret import is_secret_reference, redact_values, secret_env_values
 from .jobs import Signal
 
 
@@ -62,7 +63,7 @@ EXIT_MEANINGS = {
     0: "exited normally",
     1: "Python exception or missing module (see the worker log)",
     2: "file not found: usually handler.py is missing or the start command points at the wrong path",
-    137: "killed (SIGKILL): out of memory (GPU VRAM or system RAM); use a bigger GPU or smaller batches",
+    137: "killed (SIGKILL), often out of memory (GPU VRAM or system RAM); if so, use a bigger GPU or smaller batches",
     139: "segmentation fault: on RunPod usually the container disk filled up; raise containerDiskInGb "
     "or write large files to /runpod-volume",
     143: "terminated (SIGTERM)",
@@ -76,8 +77,11 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def describe_exit(code: int) -> str:
-    """The exit code with what it usually means, for the worker's and its jobs' reasons."""
+def describe_exit(code: int, killed_by: str | None = None) -> str:
+    """The exit code with what it usually means, for the worker's and its jobs' reasons. A SIGKILL
+    the embedded RunPod sent itself (``killed_by`` says why) is said to be that, not memory."""
+    if code == 137 and killed_by:
+        return f"exit code 137: killed (SIGKILL) by the embedded RunPod: {killed_by}"
     return f"exit code {code}: {EXIT_MEANINGS.get(code, 'the worker process ended')}"
 
 
@@ -102,7 +106,10 @@ class WorkerRecord:
     retry_at: float | None = None
     stop_after_job: bool = False
     pid: int | None = None
+    killed_by: str | None = None  # why the embedded RunPod sent SIGKILL, when it did
     logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT), repr=False)
+    #: Secret values its env holds: scrubbed from its log lines and its jobs' errors.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     #: Wakes its job-stop long-poll: one of its jobs ended, or it is draining.
     news: Signal = field(default_factory=Signal, repr=False)
@@ -184,7 +191,12 @@ def build_launch(
         for key in ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "TZ")
         if key in os.environ
     }
-    env.update(_template_env(template, resolve_secret))
+    template_env = _template_env(template, resolve_secret)
+    env.update(template_env)
+    referenced = {str(i.get("key", "")) for i in template.get("env") or [] if is_secret_reference(str(i.get("value", "")))}
+    worker.secrets = tuple(
+        {*secret_env_values(template_env), *(template_env[k] for k in referenced if template_env.get(k)), worker_key}
+    )
     env.update(
         {
             "HOME": str(home),
@@ -264,6 +276,7 @@ async def _pump(worker: WorkerRecord, stream: asyncio.StreamReader | None, name:
         if not raw:
             return
         entry = parse_log_line(raw.decode("utf-8", errors="replace").rstrip("\n"), worker, name)
+        entry["message"] = redact_values(entry["message"], worker.secrets)
         worker.logs.append(entry)
         sink.write(json.dumps(entry) + "\n")
         sink.flush()
@@ -296,7 +309,7 @@ async def wait_exit(worker: WorkerRecord, process: asyncio.subprocess.Process) -
     finished = asyncio.ensure_future(process.wait())
     while not finished.done():
         if process.returncode is not None:
-            kill(worker)
+            signal_group(worker, signal.SIGKILL)  # the rest of the group; the worker's own exit stands
             break
         await asyncio.wait({finished}, timeout=0.5)
     return await finished
@@ -318,6 +331,9 @@ def terminate(worker: WorkerRecord) -> None:
     signal_group(worker, signal.SIGTERM)
 
 
-def kill(worker: WorkerRecord) -> None:
-    """End the worker and its heartbeat process now."""
+def kill(worker: WorkerRecord, cause: str = "it did not stop after SIGTERM") -> None:
+    """End the worker and its heartbeat process now; ``cause`` is kept so its exit code 137 is not
+    taken for running out of memory."""
+    if worker.pid is not None and (worker.process is None or worker.process.returncode is None):
+        worker.killed_by = worker.killed_by or cause
     signal_group(worker, signal.SIGKILL)

@@ -22,11 +22,13 @@ from typing import Any, Literal
 
 from ..api.models import GPU_POOLS
 from ..findings import Finding, has_errors, sort_findings
+from ..secret import is_secret_reference, looks_secret, token_kind  # noqa: F401 (re-exported)
 from .astutil import body_nodes, immediate_nodes, resolve_dotted, start_calls
 from .check_context import Context, PreflightOptions, build_context
 from .project import WorkerProject
 
-__all__ = ["PreflightOptions", "preflight", "has_errors", "CHECKS", "looks_secret", "is_secret_reference"]
+__all__ = ["PreflightOptions", "preflight", "has_errors", "CHECKS", "looks_secret", "is_secret_reference",
+           "disk_needed"]
 
 #: RunPod's default limit on a worker's cold start, after which it is marked unhealthy.
 DEFAULT_INIT_TIMEOUT_S = 7 * 60
@@ -41,44 +43,6 @@ _FIX_HEAVY = ("Move it into a function called lazily on the first job, or accept
 # --------------------------------------------------------------------------- secrets
 
 
-_REFERENCE = re.compile(r"^\{\{\s*RUNPOD_SECRET_[A-Za-z0-9_.-]+\s*\}\}$")
-_SECRET_PARTS = {"TOKEN", "SECRET", "PASSWORD", "PASSWD", "PWD", "KEY", "APIKEY", "CREDENTIALS",
-                 "CREDENTIAL", "PRIVATE"}
-_AWS_PUBLIC = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL",
-               "AWS_DEFAULT_OUTPUT", "AWS_S3_ENDPOINT"}
-_TOKEN_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}")),
-    ("a RunPod API key", re.compile(r"\brpa_[A-Za-z0-9]{20,}")),
-    ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})")),
-    ("an API secret key (sk-…)", re.compile(r"\bsk-[A-Za-z0-9_-]{20,}")),
-    ("an AWS access key id", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
-    ("a Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
-    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("a password in a URL", re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:[^/\s@'\"$]+@", re.I)),
-)
-
-
-def looks_secret(key: str) -> bool:
-    """Whether an env var's *name* says it holds a secret (HF_TOKEN, *_KEY, AWS_*, PASSWORD…)."""
-    upper = key.upper()
-    if upper.startswith("AWS_"):
-        return upper not in _AWS_PUBLIC
-    return any(part in _SECRET_PARTS for part in re.split(r"[_\-.]", upper))
-
-
-def is_secret_reference(value: str) -> bool:
-    """``{{ RUNPOD_SECRET_name }}``: RunPod substitutes the secret at start; safe to store."""
-    return bool(_REFERENCE.match(value.strip()))
-
-
-def token_kind(text: str) -> str | None:
-    """What kind of credential ``text`` contains, if any (never the credential itself)."""
-    for kind, pattern in _TOKEN_SHAPES:
-        if pattern.search(text):
-            return kind
-    return None
-
-
 def _secret_level(ctx: Context) -> Literal["error", "warning"]:
     return "error" if ctx.cloud else "warning"
 
@@ -91,6 +55,32 @@ def _reference_for(key: str) -> str:
     return "{{ RUNPOD_SECRET_" + re.sub(r"[^A-Za-z0-9_]", "_", key).lower() + " }}"
 
 
+_MEANT_AS_REFERENCE = re.compile(r"RUNPOD_SECRET|^\s*\{\{\s*[\w.-]*\s*\}\}\s*$", re.I)
+
+
+def broken_reference(value: str) -> bool:
+    """A value that was meant as ``{{ RUNPOD_SECRET_name }}`` but is not one (single braces, no
+    braces, another name): RunPod passes it through as text and the worker gets no secret."""
+    return not is_secret_reference(value) and bool(_MEANT_AS_REFERENCE.search(value))
+
+
+def check_secret_reference(ctx: Context) -> list[Finding]:
+    """A mangled secret reference fails silently: the worker sees the text, not the secret."""
+    out = []
+    for key in sorted(ctx.options.env):
+        value = str(ctx.options.env[key] or "")
+        if broken_reference(value):
+            named = re.search(r"RUNPOD_SECRET_([A-Za-z0-9_.-]+)", value)
+            wanted = "{{ RUNPOD_SECRET_" + named.group(1) + " }}" if named else _reference_for(key)
+            out.append(Finding(
+                "warning", "secret-reference",
+                f"The env var {key} looks like a secret reference but is not one RunPod reads: "
+                "the worker would get the text as written, not the secret.",
+                f"Write it exactly as `{wanted}`; in %%runpod_deploy: --env '{key}={wanted}'.",
+            ))
+    return out
+
+
 def check_secret_env(ctx: Context) -> list[Finding]:
     """Plain values for secret-looking env vars (or values shaped like tokens) are stored in the
     template in clear text, visible to anyone who can read the endpoint."""
@@ -99,6 +89,8 @@ def check_secret_env(ctx: Context) -> list[Finding]:
         value = str(ctx.options.env[key] or "")
         if not value.strip() or is_secret_reference(value):
             continue
+        if broken_reference(value) and not token_kind(value):
+            continue  # check_secret_reference says what is wrong with it
         kind = token_kind(value)
         if looks_secret(key) or kind:
             what = f"looks like {kind}" if kind else "has a secret-looking name"
@@ -356,6 +348,13 @@ def check_volume_paths(ctx: Context) -> list[Finding]:
     ) for where, line in _paths(ctx, "/runpod-volume")]
 
 
+def disk_needed(image_gb: float | None, model_gb: float | None, volume: str | None = None) -> int:
+    """GB of container disk a worker needs: the unpacked image, models downloaded to the disk
+    (not to a volume), and the buffer."""
+    models = 0.0 if volume else (model_gb or 0.0)
+    return math.ceil((image_gb or 0.0) * UNPACK_FACTOR + models + DISK_BUFFER_GB)
+
+
 def check_container_disk(ctx: Context) -> list[Finding]:
     """The container disk must hold the unpacked image (≈2.5× compressed), models downloaded to
     it, and a 20 GB buffer; too small fails before any code runs (no space left on device)."""
@@ -364,7 +363,7 @@ def check_container_disk(ctx: Context) -> list[Finding]:
         return []
     image = opts.image_size_gb or 0.0
     models = 0.0 if opts.volume else (opts.model_size_gb or 0.0)
-    need = math.ceil(image * UNPACK_FACTOR + models + DISK_BUFFER_GB)
+    need = disk_needed(opts.image_size_gb, opts.model_size_gb, opts.volume)
     parts = [f"{image:g} GB compressed image × {UNPACK_FACTOR:g}" if opts.image_size_gb is not None
              else "the image (size unknown)"]
     if models:
@@ -373,8 +372,9 @@ def check_container_disk(ctx: Context) -> list[Finding]:
     breakdown = " + ".join(parts)
     if opts.container_disk_gb is None:
         return [Finding("info", "container-disk",
-                        f"This worker needs about {need} GB of container disk ({breakdown}).",
-                        f"Set container_disk_gb to {need} or more.")]
+                        f"This worker needs about {need} GB of container disk ({breakdown}); a deploy "
+                        "without --container-disk asks for that much.",
+                        f"To choose yourself, set --container-disk (container_disk) to {need} or more.")]
     if opts.container_disk_gb < need:
         return [Finding(
             "error", "container-disk",
@@ -519,7 +519,7 @@ Check = Callable[[Context], list[Finding]]
 
 #: Every check, in the order findings are shown within a level.
 CHECKS: tuple[Check, ...] = (
-    check_serverless_start, check_secret_env, check_secret_docker_args, check_secret_in_code,
+    check_serverless_start, check_secret_env, check_secret_reference, check_secret_docker_args, check_secret_in_code,
     check_gpu_ids, check_container_disk, check_heavy_startup, check_init_timeout,
     check_workspace_paths, check_volume_paths, check_gpu_tiers, check_concurrency,
     check_docker_args_override, check_captured_size, check_payload_base64, check_model_placement,

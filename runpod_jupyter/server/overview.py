@@ -18,7 +18,7 @@ from .._version import __version__
 from ..api import local_routes as routes
 from ..api.models import Account, EndpointSpec
 from ..config import Settings
-from ..diagnose import EndpointState, diagnose
+from ..diagnose import EndpointState, diagnose, with_worker_list
 from ..errors import EndpointNotFoundError, RunpodError, SidebarError
 from ..secret import redact
 from . import views
@@ -102,6 +102,8 @@ def _endpoint(client: Any, backend: str, spec: EndpointSpec, account: Account, l
         state.workers, state.problem = found.get("workers"), found.get("problem")
         row["workers"] = [views.worker_view(w) for w in state.workers or [] if w.get("state") != "exited"]
         state.oldest_queued_s = _oldest_queued(local, found.get("queue") or [])
+        if state.health is not None:
+            state.health = with_worker_list(state.health, found)
     if state.health is not None:
         row["health"] = views.health_view(state.health)
     row["findings"] = [f.to_json() for f in diagnose(state)]

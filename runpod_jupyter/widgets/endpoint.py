@@ -69,7 +69,7 @@ class EndpointView(LiveView):
             return self._latest
         dep = self.deployment
         return views.endpoint_state(name=dep.name, endpoint_id=dep.endpoint_id, backend=dep.backend,
-                                    gathered=None, findings=[], error="not read yet")
+                                    gathered=None, findings=[], error="not read yet", advice=dep.findings)
 
     def static_text(self, stamp: bool = True) -> str:
         return snapshot.endpoint_text(self._current(), self._latest_at if stamp else None)

@@ -39,7 +39,7 @@ class EndpointReader:
         dep = self.deployment
         return views.endpoint_state(
             name=dep.name, endpoint_id=dep.endpoint_id, backend=dep.backend,
-            gathered=gathered, findings=findings, error=error,
+            gathered=gathered, findings=findings, error=error, advice=dep.findings,
         )
 
 

@@ -104,14 +104,15 @@ def endpoint_text(state: dict[str, Any], at: float | None = None) -> str:
 
 
 def _findings_html(findings: list[dict[str, Any]]) -> str:
+    ok = "" if any(f["level"] != "info" for f in findings) else "<p>No problems found.</p>"
     if not findings:
-        return "<p>No problems found.</p>"
+        return ok
     rows = "".join(
         f"<li><strong>{_e(f['level'])}</strong>: {_e(f['message'])}"
         + (f"<br><em>Fix:</em> {_e(f['fix'])}" if f["fix"] else "") + "</li>"
         for f in findings
     )
-    return f"<ul>{rows}</ul>"
+    return f"{ok}<ul>{rows}</ul>"
 
 
 def endpoint_html(state: dict[str, Any], at: float | None = None) -> str:

@@ -43,9 +43,11 @@ def endpoint_state(
     gathered: EndpointState | None,
     findings: list[Finding],
     error: str | None = None,
+    advice: Sequence[Finding] = (),
 ) -> dict[str, Any]:
     """One endpoint: workers, jobs, settings, cost and findings. ``gathered`` is None when the
-    endpoint could not be read."""
+    endpoint could not be read. ``advice`` is what preflight said when this endpoint was deployed
+    from here (warnings and notes): shown after the live diagnosis, which it never repeats."""
     health = gathered.health if gathered is not None else None
     spec = gathered.endpoint if gathered is not None else None
     workers = {state: 0 for state in WORKER_STATES}
@@ -72,11 +74,16 @@ def endpoint_state(
         "jobs": jobs,
         "settings": _settings(spec),
         "cost": _cost(backend, gathered, listed, spec),
-        "findings": [f.to_json() for f in findings],
+        "findings": [f.to_json() for f in _with_advice(findings, advice)],
         "deleted": gathered is not None and gathered.listed is False,
         "error": redact(error) if error else None,
     }
     return out
+
+
+def _with_advice(findings: Sequence[Finding], advice: Sequence[Finding]) -> list[Finding]:
+    seen = {f.code for f in findings}
+    return [*findings, *(f for f in advice if f.level != "error" and f.code not in seen)]
 
 
 def _settings(spec: EndpointSpec | None) -> dict[str, Any] | None:

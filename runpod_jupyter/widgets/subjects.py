@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..api import Client
     from ..api.models import Health, JobState, JobStatus
     from ..config import Settings
+    from ..findings import Finding
 
 
 class ShownEndpoint(Protocol):
@@ -25,6 +26,7 @@ class ShownEndpoint(Protocol):
     backend: str
     settings: Settings
     view_kind: str
+    findings: tuple[Finding, ...]  # what preflight said when it was deployed from here
 
     @property
     def client(self) -> Client: ...

@@ -30,6 +30,10 @@ def _workers(instance, endpoint_id: str) -> list[dict]:
     return local_get(instance, f"/local/endpoints/{endpoint_id}/workers")["workers"]
 
 
+def _unhealthy(instance, endpoint_id: str) -> bool:
+    return any(w["state"] == "unhealthy" for w in _workers(instance, endpoint_id))
+
+
 @pytest.mark.slow
 def test_worker_killed_mid_job_is_retried(client, tmp_path, local_runpod):
     spec, ep = deploy(client, tmp_path, SLOW, workers_max=1)
@@ -49,7 +53,7 @@ def test_worker_killed_mid_job_is_retried(client, tmp_path, local_runpod):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("code", "words"),
-    [(137, "out of memory"), (139, "container disk")],
+    [(137, "killed (SIGKILL), often out of memory"), (139, "container disk")],
 )
 def test_a_job_that_keeps_killing_its_worker_fails_with_the_meaning(client, tmp_path, code, words):
     sig = {137: "SIGKILL", 139: "SIGSEGV"}[code]
@@ -74,7 +78,8 @@ def test_exception_before_start_is_a_crash_loop(client, tmp_path, local_runpod):
         runpod.serverless.start({"handler": lambda job: 1})
     """, wait_idle=False)
     job = ep.run({})
-    wait_for(lambda: ep.health().workers.unhealthy >= 1, what="an unhealthy worker")
+    # /health answers "Not Found" until a worker registers, which a crashing one never does
+    wait_for(lambda: _unhealthy(local_runpod, spec.id), what="an unhealthy worker")
     wait_for(lambda: max(w["crashes"] for w in _workers(local_runpod, spec.id)) >= 2, what="a retried crash")
     worker = max(_workers(local_runpod, spec.id), key=lambda w: w["crashes"])
     assert "exit code 1" in worker["reason"] and "model weights missing" in worker["reason"]
@@ -92,9 +97,10 @@ def test_missing_handler_file_is_exit_code_2(client, tmp_path, local_runpod):
     template = client.save_template(TemplateSpec(name="no-handler", image_name=f"local:{empty}"))
     spec = client.save_endpoint(EndpointSpec(name="no-handler", template_id=template.id, gpu_ids=("ADA_24",), workers_max=1))
     ep = client.endpoint(spec.id)
-    wait_for(lambda: ep.health().workers.unhealthy >= 1)
+    wait_for(lambda: _unhealthy(local_runpod, spec.id), what="an unhealthy worker")
     reason = next(w["reason"] for w in _workers(local_runpod, spec.id) if w["state"] == "unhealthy")
     assert "exit code 2" in reason and "handler.py" in reason
+    assert ep.health().registered is False  # no worker ever registered
 
 
 @pytest.mark.slow
@@ -104,9 +110,11 @@ def test_slow_start_beyond_the_init_timeout(client, tmp_path, local_runpod):
         time.sleep(60)
         runpod.serverless.start({"handler": lambda job: 1})
     """, wait_idle=False, template_env={"RUNPOD_INIT_TIMEOUT": "2"})
-    wait_for(lambda: ep.health().workers.unhealthy >= 1, what="the init timeout")
+    wait_for(lambda: _unhealthy(local_runpod, spec.id), what="the init timeout")
     reason = next(w["reason"] for w in _workers(local_runpod, spec.id) if w["state"] == "unhealthy")
     assert "init timeout" in reason and "RUNPOD_INIT_TIMEOUT" in reason
+    # The embedded RunPod sent that SIGKILL itself: the reason says so, not "out of memory".
+    assert "exit code 137: killed (SIGKILL) by the embedded RunPod" in reason and "memory" not in reason
 
 
 @pytest.mark.slow

@@ -8,13 +8,15 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from support import LOCAL_KEY
+from support import FAST, LOCAL_KEY, deploy, local_get, wait_for
 
 from runpod_jupyter import embedded
+from runpod_jupyter.api import Client, JobStatus
 
 pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
 
@@ -61,3 +63,38 @@ def test_one_shared_instance(tmp_path):
         assert embedded.stop(state_file=state)
     assert embedded.find(state) is None
     assert not embedded.stop(state_file=state)
+
+
+SLEEPY = """
+import runpod, time
+def handler(job):
+    time.sleep(job["input"].get("sleep", 0))
+    return {"slept": job["input"].get("sleep", 0)}
+runpod.serverless.start({"handler": handler})
+"""
+
+
+def test_stopping_is_quick_and_a_running_job_is_retried_after_a_restart(tmp_path):
+    root = tmp_path
+    kwargs = dict(data_dir=root / "data", state_file=root / "state.json", api_key=LOCAL_KEY)
+    instance = embedded.start(**kwargs)  # the platform's timings: job-take held 15 s
+    try:
+        with Client(instance.settings()) as api:
+            spec, idle = deploy(api, root, SLEEPY, workers_max=1)
+            _, busy = deploy(api, root, SLEEPY, workers_max=1)
+            job = busy.run({"sleep": 30})
+            wait_for(lambda: busy.status(job.id).status is JobStatus.IN_PROGRESS, what="the job to start")
+        pids = [w["pid"] for ep in (spec.id, busy.id) for w in local_get(instance, f"/local/endpoints/{ep}/workers")["workers"]]
+        started = time.monotonic()
+        assert embedded.stop(state_file=instance.state_file)
+        took = time.monotonic() - started
+        assert took < 8, f"stopping took {took:.1f} s"  # it took about 15 s with one idle worker
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        instance = embedded.start(**{**kwargs, "tuning": {**FAST, "max_job_retries": 0}})
+        with Client(instance.settings()) as api:
+            events = local_get(instance, f"/local/jobs/{job.id}")["events"]
+            assert [e[2] for e in events if e[1] == "RETRY"] == ["the embedded RunPod restarted while the job ran"]
+            assert api.endpoint(busy.id).status(job.id).status in (JobStatus.IN_QUEUE, JobStatus.IN_PROGRESS)
+    finally:
+        embedded.stop(state_file=instance.state_file)

@@ -96,8 +96,11 @@ def test_no_capacity_throttles_until_a_gpu_frees(client, tmp_path, local_runpod)
     local_post(local_runpod, "/local/gpus", {"AMPERE_80": 0})
     spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), wait_idle=False, gpu_ids=("AMPERE_80",))
     job = ep.run({})
-    wait_for(lambda: ep.health().workers.throttled >= 1, what="a throttled worker")
-    assert ep.status(job.id).status is JobStatus.IN_QUEUE
+    # No worker has registered yet, so /health answers "Not Found": the worker list shows the state.
+    workers = f"/local/endpoints/{spec.id}/workers"
+    wait_for(lambda: any(w["state"] == "throttled" for w in local_get(local_runpod, workers)["workers"]),
+             what="a throttled worker")
+    assert ep.status(job.id).status is JobStatus.IN_QUEUE and not ep.health().registered
     local_post(local_runpod, "/local/gpus", {"AMPERE_80": 1})
     assert final(ep, job.id).status is JobStatus.COMPLETED
     workers = local_get(local_runpod, f"/local/endpoints/{spec.id}/workers")["workers"]

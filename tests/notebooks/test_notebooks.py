@@ -75,9 +75,14 @@ def test_streaming(tmp_path, shared_instance):
 def test_troubleshooting(tmp_path, shared_instance):
     out = _text(_run("troubleshooting", tmp_path))
     assert "crash loop" in out and "weights not found" in out
-    assert "exit code 137" in out and "Out of memory" in out
+    assert "exit code 137" in out and "often out of memory" in out
     assert "no free GPU in AMPERE_80" in out and "answered" in out
     assert "throttled" in out
+    assert "exit code 139" in out and "A segmentation fault" in out
+    assert "exit code 2" in out and "handler.py was not found" in out
+    assert "health registered: False" in out and "No worker has registered yet" in out
+    assert "health registered: True" in out and "s each on a warm worker" in out
+    assert "although it is still listed" in out and "The account balance is $-1.00" in out
 
 
 @pytest.mark.slow

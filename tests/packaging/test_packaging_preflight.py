@@ -148,6 +148,14 @@ def test_a_token_shaped_value_is_caught_whatever_the_name(check):
     assert found and "Hugging Face token" in found[0].message and SECRET not in str(found[0])
 
 
+def test_a_broken_secret_reference_is_a_warning_with_the_form_to_write(check):
+    for value in ("{ RUNPOD_SECRET_hf }", "RUNPOD_SECRET_hf", "{{RUNPOD_SECRET_hf}"):
+        [found] = [f for f in check(env={"HF_TOKEN": value}) if f.code.startswith("secret")]
+        assert (found.code, found.level) == ("secret-reference", "warning")
+        assert "{{ RUNPOD_SECRET_hf }}" in found.fix
+    assert "secret-reference" not in codes(check(env={"HF_TOKEN": "{{ RUNPOD_SECRET_hf }}", "JSON": '{"a": {"b": 1}}'}))
+
+
 def test_secrets_on_the_local_backend_are_warnings(check):
     assert codes(check(env={"HF_TOKEN": "plain"}, backend="local"), "warning") == ["secret-in-env"]
 
@@ -296,6 +304,7 @@ def test_keyword_options_work_too(pkg):
 
 def test_every_check_is_covered_here():
     tested = {"check_heavy_startup", "check_init_timeout", "check_serverless_start", "check_secret_env",
+              "check_secret_reference",
               "check_secret_docker_args", "check_docker_args_override", "check_secret_in_code",
               "check_workspace_paths", "check_volume_paths", "check_container_disk",
               "check_model_placement", "check_gpu_ids", "check_gpu_tiers", "check_payload_base64",

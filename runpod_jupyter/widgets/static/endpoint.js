@@ -51,13 +51,15 @@ function workerList(s) {
 }
 
 function findings(s) {
-  if (!s.findings.length) {
-    return s.error ? null : h("div", { class: "rpj-ok-text" }, "No problems found.");
-  }
-  return h("ul", { class: "rpj-findings" }, s.findings.map((f) =>
+  // Notes (info) are advice, not problems: "No problems found." stands above them.
+  const problems = s.error || s.findings.some((f) => f.level !== "info");
+  const ok = problems ? null : h("div", { class: "rpj-ok-text" }, "No problems found.");
+  if (!s.findings.length) return ok;
+  const list = h("ul", { class: "rpj-findings" }, s.findings.map((f) =>
     h("li", { class: `rpj-finding rpj-finding-${f.level}`, "data-code": f.code },
       h("div", {}, h("b", {}, f.level === "error" ? "Problem: " : f.level === "warning" ? "Warning: " : "Note: "), f.message),
       f.fix ? h("div", { class: "rpj-fix" }, "Fix: ", f.fix) : null)));
+  return ok ? h("div", {}, ok, list) : list;
 }
 
 function body(s) {
