@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from . import config
 from .api import Client, EndpointSpec, Health, TemplateSpec
+from .api.client import read_stock
 from .api.models import GPU_POOLS, parse_gpu_list
-from .config import Backend
+from .config import Backend, Settings
 from .connect import connect
 from .deploy_options import DEFAULT_GPUS, SCALERS, DeployOptions  # noqa: F401 (DEFAULT_GPUS: re-exported)
 from .endpoints import find_endpoint, remove_endpoint
@@ -108,9 +109,22 @@ def package(
 MIN_CONTAINER_DISK = 20
 
 
-def preflight(project: WorkerProject, options: DeployOptions, backend: Backend) -> tuple[list[Finding], int]:
+def gpu_stock(backend: Backend, settings: Settings | None = None) -> dict[str, str] | None:
+    """GPU stock per pool on the backend, or None when unknown. A preflight starts nothing: on the
+    local backend only a running embedded RunPod is asked (a fresh one starts with no limits set)."""
+    if settings is None:
+        try:
+            settings = connect(backend, start=False)
+        except RunpodError:
+            return None
+    return read_stock(settings)
+
+
+def preflight(
+    project: WorkerProject, options: DeployOptions, backend: Backend, settings: Settings | None = None
+) -> tuple[list[Finding], int]:
     """The findings, and the container disk to ask for: the one given, or what the estimated
-    image and the cached models need."""
+    image and the cached models need. GPU stock is read from ``settings`` (else the backend's)."""
     from . import packaging
     from .packaging.preflight import disk_needed
     from .packaging.sizes import project_sizes
@@ -121,6 +135,7 @@ def preflight(project: WorkerProject, options: DeployOptions, backend: Backend) 
         packaging.PreflightOptions(
             backend=backend, gpu_ids=options.gpu, env=dict(options.env), volume=options.volume,
             container_disk_gb=options.container_disk, image_size_gb=image_gb, model_size_gb=model_gb,
+            stock=gpu_stock(backend, settings),
         ),
     )
     disk = options.container_disk or max(MIN_CONTAINER_DISK, disk_needed(image_gb, model_gb, options.volume))
@@ -158,7 +173,7 @@ def deploy(
     settings = connect("cloud") if backend == "cloud" else None
     report("package", "writing the worker project")
     project = package(source, options, user_ns=user_ns, first_line=first_line)
-    findings, disk = preflight(project, options, backend)
+    findings, disk = preflight(project, options, backend, settings)
     options = replace(options, container_disk=disk)
     if has_errors(findings):
         raise DeployError(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from .api.models import GPU_POOLS, Account, EndpointSpec, Health, JobCounts, WorkerCounts, hourly_cost_range
+from .api.stock import describe, pools_with_stock
 from .findings import Finding, sort_findings
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class EndpointState:
     problem: str | None = None  # embedded RunPod only: why it cannot run this image
     spent: float | None = None  # embedded RunPod only: USD billed to this endpoint so far
     oldest_queued_s: float | None = None
+    stock: dict[str, str] | None = None  # GPU stock per pool, read when jobs wait without workers
     observed_at: float = field(default_factory=time.time)
 
 
@@ -134,6 +136,16 @@ def _queued_without_workers(s: EndpointState) -> Finding | None:
                        "Scale up: .scale(max=1) or %runpod_deploy --workers-max 1.")
     pools = ", ".join(s.endpoint.gpu_ids) if s.endpoint is not None else "the selected GPU pools"
     wider = _wider_pools(s.endpoint)
+    if w.idle + w.running + w.initializing == 0 and _out_of_stock(s):
+        stocked = pools_with_stock(s.stock or {}, exclude=s.endpoint.gpu_ids if s.endpoint else ())
+        return Finding(
+            "error", "no-gpu-capacity",
+            f"{h.jobs.in_queue} job(s) wait: no capacity in {pools} (GPU stock NONE"
+            f"{', workers throttled' if w.throttled else ''}).",
+            (f"Add pools that have stock, cheapest first: {describe(s.stock or {}, stocked)}"
+             if stocked else "No pool reports stock now: wait, or try again later")
+            + "; or remove the network volume pin so any data centre can host workers.",
+        )
     if w.throttled and w.idle + w.running + w.initializing == 0:
         return Finding(
             "error", "no-gpu-capacity",
@@ -149,6 +161,12 @@ def _queued_without_workers(s: EndpointState) -> Finding | None:
             f"If this lasts more than a minute, widen the GPU list{wider} or remove the network volume.",
         )
     return None
+
+
+def _out_of_stock(s: EndpointState) -> bool:
+    """Stock is known for every pool of the endpoint, and all read NONE."""
+    gpus = s.endpoint.gpu_ids if s.endpoint is not None else ()
+    return bool(s.stock and gpus) and all((s.stock or {}).get(g) == "NONE" for g in gpus)
 
 
 def _running_but_queued(s: EndpointState) -> Finding | None:
@@ -288,4 +306,8 @@ def gather(client: Client, endpoint_id: str) -> EndpointState:
             created = (routes.job_detail(client.settings, queue[0]) or {}).get("createdAt")
             if isinstance(created, (int, float)):
                 state.oldest_queued_s = max(0.0, time.time() - created)
+    h = state.health
+    if h is not None and h.jobs.in_queue and h.workers.idle + h.workers.running + h.workers.initializing == 0:
+        with contextlib.suppress(RunpodError):  # only then does stock tell the causes apart
+            state.stock = client.gpu_stock()
     return state

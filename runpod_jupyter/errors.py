@@ -38,6 +38,7 @@ and every ``hint`` what to do next; in a notebook they render as those lines, no
     │   └── NoBuilderError           no way to build here (no registry access, no engine)
     ├── DeployError                  a deploy stopped; what it created was undone
     ├── ControlPlaneError            the embedded RunPod refuses a request, as RunPod would
+    │   └── ProblemError             ... on REST v2: an HTTP status, a title, the errors found
     └── SidebarError                 what the sidebar API answers: an HTTP status and a reason
 
 Messages and hints pass through :func:`runpod_jupyter.secret.redact`, so a key can never leak
@@ -286,6 +287,23 @@ class ControlPlaneError(RunpodError):
     """A request the embedded RunPod refuses, as RunPod would; the message is what the caller sees."""
 
 
+class ProblemError(ControlPlaneError):
+    """A REST v2 request the embedded RunPod refuses, answered as RunPod's ``application/problem+json``:
+    ``{title, status, detail, errors}`` (``detail`` is the message and hint)."""
+
+    def __init__(
+        self, status: int, title: str, message: str, *, hint: str | None = None, errors: Sequence[str] = (),
+    ) -> None:
+        self.status = status
+        self.title = title
+        self.errors = [redact(e) for e in errors]
+        super().__init__(message, hint=hint)
+
+    def to_json(self) -> dict[str, Any]:
+        detail = f"{self.message} {self.hint}" if self.hint else self.message
+        return {"title": self.title, "status": self.status, "detail": detail, "errors": self.errors}
+
+
 class SidebarError(RunpodError):
     """A request the sidebar API refuses or cannot complete: an HTTP status, a message, a hint."""
 
@@ -306,5 +324,5 @@ __all__ = [
     "CellSyntaxError", "HandlerNotFoundError", "HandlerSignatureError", "UnresolvedNamesError",
     "CaptureError", "RequirementError", "ImageError", "ImageReferenceError", "RegistryError",
     "RegistryAuthError", "RegistryUnreachableError", "DependencyError", "NoBuilderError",
-    "DeployError", "ControlPlaneError", "SidebarError",
+    "DeployError", "ControlPlaneError", "ProblemError", "SidebarError",
 ]

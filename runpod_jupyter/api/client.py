@@ -180,6 +180,10 @@ class _ClientBase:
     def gpu_types(self) -> Any:
         return self._call(graphql.gpu_types(self._gql, self.retry))
 
+    def gpu_stock(self) -> Any:
+        """Stock per serverless pool: ``{"ADA_24": "HIGH", "AMPERE_80": "NONE", ...}``."""
+        return self._call(graphql.gpu_stock(self._gql, self.retry))
+
     def account(self) -> Any:
         return self._call(graphql.account(self._gql, self.retry))
 
@@ -198,6 +202,20 @@ class _ClientBase:
 
 def _user_agent() -> str:
     return f"runpod-jupyter/{__version__}"
+
+
+#: Reading stock is advice, not a step: a few quick tries, then the deploy goes on without it.
+STOCK_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0, max_retry_after=2.0)
+
+
+def read_stock(settings: Settings, *, timeout: float = 10.0) -> dict[str, str] | None:
+    """Stock per pool on the backend ``settings`` point at (cloud or embedded RunPod, the same
+    GraphQL), or None when it cannot be read: unknown stock is no reason to stop anything."""
+    try:
+        with Client(settings, retry=STOCK_RETRY, timeout=timeout) as client:
+            return dict(client.gpu_stock())
+    except errors.RunpodError:
+        return None
 
 
 class Client(_ClientBase):

@@ -20,6 +20,7 @@ from .models import (
     RegistryAuth,
     TemplateSpec,
 )
+from .stock import pool_levels
 
 TEMPLATE_FIELDS = (
     "id name imageName dockerArgs containerDiskInGb volumeInGb volumeMountPath "
@@ -48,6 +49,9 @@ LIST_NETWORK_VOLUMES = "query NetworkVolumes { myself { networkVolumes { id name
 GPU_TYPES = (
     "query GpuTypes { gpuTypes { id displayName memoryInGb secureCloud communityCloud "
     "securePrice communityPrice } }"
+)
+GPU_STOCK = (
+    "query GpuStock($gpuCount: Int) { gpuTypes { id lowestPrice(input: {gpuCount: $gpuCount}) { stockStatus } } }"
 )
 ACCOUNT = "query Account { myself { clientBalance currentSpendPerHr } }"
 SAVE_REGISTRY_AUTH = (
@@ -148,6 +152,12 @@ def list_network_volumes(url: str, retry: RetryPolicy) -> Program:
 def gpu_types(url: str, retry: RetryPolicy) -> Program:
     data = yield from execute(url, GPU_TYPES, None, retry, what="list GPU types")
     return [GpuType.from_wire(g) for g in data.get("gpuTypes") or []]
+
+
+def gpu_stock(url: str, retry: RetryPolicy, gpu_count: int = 1) -> Program:
+    """Stock per serverless pool (``HIGH``/``MEDIUM``/``LOW``/``NONE``), see :mod:`.stock`."""
+    data = yield from execute(url, GPU_STOCK, {"gpuCount": gpu_count}, retry, what="read GPU stock")
+    return pool_levels(g for g in data.get("gpuTypes") or [] if isinstance(g, dict))
 
 
 def account(url: str, retry: RetryPolicy) -> Program:

@@ -398,23 +398,31 @@ class GpuPool:
     memory_gb: int
     examples: str
     price_per_second: float  # approximate flex list price in USD
+    #: RunPod's GPU type ids (GraphQL ``gpuTypes { id }``) the pool places workers on.
+    gpu_types: tuple[str, ...] = ()
 
 
 #: RunPod's serverless GPU pools (approximate flex prices, USD per second, late 2026).
 GPU_POOLS: dict[str, GpuPool] = {
     p.id: p
     for p in (
-        GpuPool("AMPERE_16", 16, "RTX A4000, A4500, RTX 4000 Ada", 0.00016),
-        GpuPool("AMPERE_24", 24, "RTX A5000, L4, RTX 3090", 0.00019),
-        GpuPool("ADA_24", 24, "RTX 4090", 0.00031),
-        GpuPool("ADA_32_PRO", 32, "RTX 5090", 0.00044),
-        GpuPool("AMPERE_48", 48, "RTX A6000, A40", 0.00034),
-        GpuPool("ADA_48_PRO", 48, "L40, L40S, RTX 6000 Ada", 0.00053),
-        GpuPool("AMPERE_80", 80, "A100 80GB", 0.00076),
-        GpuPool("ADA_80_PRO", 80, "H100", 0.00116),
-        GpuPool("HOPPER_141", 141, "H200", 0.00155),
+        GpuPool("AMPERE_16", 16, "RTX A4000, A4500, RTX 4000 Ada", 0.00016,
+                ("NVIDIA RTX A4000", "NVIDIA RTX A4500", "NVIDIA RTX 4000 Ada Generation")),
+        GpuPool("AMPERE_24", 24, "RTX A5000, L4, RTX 3090", 0.00019,
+                ("NVIDIA RTX A5000", "NVIDIA L4", "NVIDIA GeForce RTX 3090")),
+        GpuPool("ADA_24", 24, "RTX 4090", 0.00031, ("NVIDIA GeForce RTX 4090",)),
+        GpuPool("ADA_32_PRO", 32, "RTX 5090", 0.00044, ("NVIDIA GeForce RTX 5090",)),
+        GpuPool("AMPERE_48", 48, "RTX A6000, A40", 0.00034, ("NVIDIA RTX A6000", "NVIDIA A40")),
+        GpuPool("ADA_48_PRO", 48, "L40, L40S, RTX 6000 Ada", 0.00053,
+                ("NVIDIA L40S", "NVIDIA L40", "NVIDIA RTX 6000 Ada Generation")),
+        GpuPool("AMPERE_80", 80, "A100 80GB", 0.00076, ("NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB")),
+        GpuPool("ADA_80_PRO", 80, "H100", 0.00116, ("NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "NVIDIA H100 NVL")),
+        GpuPool("HOPPER_141", 141, "H200", 0.00155, ("NVIDIA H200",)),
     )
 }
+
+#: GPU type id → the serverless pool it belongs to.
+POOL_OF_GPU_TYPE: dict[str, str] = {gpu: p.id for p in GPU_POOLS.values() for gpu in p.gpu_types}
 
 
 def parse_gpu_list(text: str) -> tuple[str, ...]:

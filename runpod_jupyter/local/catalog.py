@@ -73,12 +73,21 @@ class Catalog:
         found = [t for t in self.templates.values() if t["name"] == name]
         if not found:
             raise ControlPlaneError(f"Template {name!r} does not exist.")
+        self.delete_template_by_id(found[0]["id"])
+
+    def delete_template_by_id(self, template_id: str) -> None:
+        """Delete a template by id (REST v2's way); refused while an endpoint uses it."""
+        template = self.templates.get(template_id)
+        if template is None:
+            raise ControlPlaneError(f"Template {template_id} does not exist.")
         endpoints = self.shared.endpoints.values()
-        users = [ep.data["name"] for ep in endpoints if ep.data.get("templateId") == found[0]["id"]]
+        users = [ep.data["name"] for ep in endpoints if ep.data.get("templateId") == template_id]
         if users:
-            raise ControlPlaneError(f"Template {name!r} is in use by endpoint(s) {', '.join(users)}; delete those first.")
-        del self.templates[found[0]["id"]]
-        self.shared.store.delete("templates", found[0]["id"])
+            raise ControlPlaneError(
+                f"Template {template['name']!r} is in use by endpoint(s) {', '.join(users)}; delete those first."
+            )
+        del self.templates[template_id]
+        self.shared.store.delete("templates", template_id)
 
     def save_endpoint(self, given: dict[str, Any]) -> dict[str, Any]:
         """saveEndpoint: create one, or update the one with ``id``; either way a new release."""

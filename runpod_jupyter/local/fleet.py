@@ -17,13 +17,14 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Any
 
-from . import scaler
+from . import scaler, stock
 from . import workers as wk
 from .billing import Billing
 from .model import EndpointRuntime, Shared, init_timeout, random_id
 from .queue import JobQueue
-from .workers import HOLDS_GPU, LEAVING, SERVING, SLOT_STATES, WorkerPhase, WorkerRecord
+from .workers import LEAVING, SERVING, SLOT_STATES, WorkerPhase, WorkerRecord
 
 PGIDS = "worker_pgids"  # store key: the live workers' process groups, for the orphan sweep
 #: /health's worker counts in RunPod's order; "ready" repeats "idle", as on RunPod.
@@ -48,12 +49,15 @@ class Fleet:
         self.shared.options.gpus.update({k: int(v) for k, v in gpus.items()})
         self.shared.wake.notify()
 
+    def stock(self) -> dict[str, dict[str, Any]]:
+        """Per pool ``{capacity, inUse, free, availability}``, as GPU stock reads now."""
+        return stock.pool_stock(self.shared.options.gpus, self.shared.workers.values())
+
     def _pool_free(self, pool: str) -> bool:
         capacity = self.shared.options.gpus.get(pool)
         if capacity is None:
             return True
-        used = sum(1 for w in self.shared.workers.values() if w.pool == pool and w.state in HOLDS_GPU)
-        return used < capacity
+        return stock.in_use(self.shared.workers.values(), pool) < capacity
 
     def _grab_gpu(self, ep: EndpointRuntime) -> str | None:
         return next((pool for pool in ep.gpu_ids if self._pool_free(pool)), None)

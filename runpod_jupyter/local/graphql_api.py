@@ -19,6 +19,7 @@ from graphql.error import GraphQLSyntaxError
 from ..api.models import GPU_POOLS
 from ..errors import ControlPlaneError
 from .engine import Engine
+from .stock import stock_status
 
 SDL = """
 scalar Void
@@ -103,7 +104,7 @@ type PodTemplate {
 type EnvironmentVariable { key: String value: String }
 type NetworkVolume { id: String name: String size: Int dataCenterId: String }
 type ContainerRegistryAuth { id: String name: String }
-type LowestPrice { minimumBidPrice: Float uninterruptablePrice: Float }
+type LowestPrice { minimumBidPrice: Float uninterruptablePrice: Float stockStatus: String }
 
 type GpuType {
   id: String
@@ -280,10 +281,12 @@ class ManagementAPI:
     def _gpu_types(self, filter_: dict[str, Any]) -> list[dict[str, Any]]:
         wanted = set(filter_.get("ids") or []) | ({filter_["id"]} if filter_.get("id") else set())
         out = []
+        levels = {pool: row["availability"] for pool, row in self.engine.fleet.stock().items()}
         for name, pool, memory in _GPU_TYPES:
             if wanted and name not in wanted:
                 continue
             price = GPU_POOLS[pool].price_per_second * 3600
+            status = stock_status(levels.get(pool, "HIGH"))
             out.append({
                 "id": name, "displayName": name.replace("NVIDIA ", "").replace("GeForce ", ""),
                 "manufacturer": "Nvidia", "memoryInGb": memory, "cudaCores": 0,
@@ -291,8 +294,8 @@ class ManagementAPI:
                 "securePrice": round(price, 2), "communityPrice": round(price * 0.8, 2),
                 "oneMonthPrice": None, "threeMonthPrice": None, "oneWeekPrice": None,
                 "communitySpotPrice": None, "secureSpotPrice": None, "maxGpuCount": 8,
-                "lowestPrice": lambda _info, input=None, p=price: {
-                    "minimumBidPrice": round(p * 0.5, 2), "uninterruptablePrice": round(p, 2)
+                "lowestPrice": lambda _info, input=None, p=price, s=status: {
+                    "minimumBidPrice": round(p * 0.5, 2), "uninterruptablePrice": round(p, 2), "stockStatus": s,
                 },
             })
         return out

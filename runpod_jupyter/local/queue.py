@@ -18,6 +18,7 @@ from collections import deque
 from typing import Any
 
 from ..api.models import JobStatus
+from ..errors import ControlPlaneError
 from . import door
 from .jobs import INLINE_LIMIT, JobRecord, Stored, new_job_id
 from .model import EndpointRuntime, Shared
@@ -84,12 +85,7 @@ class JobQueue:
         job.event(JobStatus.IN_QUEUE)
         self.jobs[job.id] = job
         self._open[job.id] = job
-        position = len(ep.queue)
-        if not policy.get("lowPriority"):
-            # Normal jobs go ahead of the low-priority ones, which wait at the tail.
-            while position and self.jobs[ep.queue[position - 1]].policy.get("lowPriority"):
-                position -= 1
-        ep.queue.insert(position, job.id)
+        self._enqueue(ep, job)
         self.save(job)
         ep.work.notify()
         self.shared.wake.notify()
@@ -121,6 +117,35 @@ class JobQueue:
         if job.status == JobStatus.IN_QUEUE:
             self.unqueue(ep, job)
         self.finish(job, ep, JobStatus.CANCELLED, reason="cancelled by request")
+
+    def retry(self, ep: EndpointRuntime, job: JobRecord) -> None:
+        """/retry: a FAILED or TIMED_OUT job goes back to the queue, same id, same input."""
+        if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            raise ControlPlaneError(
+                f"Job {job.id} is {job.status.value}: only a FAILED or TIMED_OUT job can be retried.",
+                hint="Submit a new job with /run instead.",
+            )
+        with contextlib.suppress(ValueError):  # its retention no longer runs
+            self._closed[_retention_kind(job)].remove(job.id)
+        job.status, job.started, job.finished, job.worker_id, job.progress = JobStatus.IN_QUEUE, None, None, None, None
+        job.error, job.reason, job.stop_sent = None, None, None
+        job.created = time.time()  # its ttl starts again
+        self._keep(job, "output", None)
+        job.stream_pending.clear()
+        job.event("RETRY", "retried by request")
+        self._open[job.id] = job
+        self._enqueue(ep, job)
+        self.save(job)
+        ep.work.notify()
+        self.shared.wake.notify()
+
+    def _enqueue(self, ep: EndpointRuntime, job: JobRecord) -> None:
+        """Normal jobs go ahead of the low-priority ones, which wait at the tail."""
+        position = len(ep.queue)
+        if not job.policy.get("lowPriority"):
+            while position and self.jobs[ep.queue[position - 1]].policy.get("lowPriority"):
+                position -= 1
+        ep.queue.insert(position, job.id)
 
     def purge(self, ep: EndpointRuntime) -> int:
         """Drop queued jobs; RunPod then answers "request does not exist" for them."""

@@ -1,9 +1,10 @@
 """HTTP face of the embedded RunPod (aiohttp), bound to 127.0.0.1 only.
 
-Three kinds of routes:
+Four kinds of routes:
 
-* the cloud's job API, ``/v2/{endpoint_id}/run|runsync|status|stream|cancel|health|purge-queue``,
+* the cloud's job API, ``/v2/{endpoint_id}/run|runsync|status|stream|cancel|retry|health|purge-queue``,
   with Bearer auth, payload limits and rate limits — so ``runpod.Endpoint`` and our client work;
+* RunPod's management REST API v2 (``/v2/serverless``, ``/v2/templates``; see :mod:`.v2`);
 * the worker-facing routes the SDK's worker loop calls (``job-take``, ``job-stop``, ``job-done``,
   ``job-stream``, ``ping``), authenticated with a key only the workers get;
 * ``/graphql`` (the management API) and ``/local/...``: routes that exist only here
@@ -37,6 +38,7 @@ from .engine import Engine
 from .graphql_api import ManagementAPI
 from .model import Options
 from .store import Store
+from .v2 import routes as rest_v2_routes
 
 RUN_LIMIT = 10 * 1000 * 1000
 RUNSYNC_LIMIT = 20 * 1000 * 1000
@@ -94,11 +96,13 @@ class LocalRunPod:
         self.app.add_routes([
             web.get("/ping", self.ping),
             web.post("/graphql", client(self.graphql)),
+            *rest_v2_routes(engine),  # before /v2/{ep}/...: /v2/serverless is not an endpoint id
             web.post("/v2/{ep}/run", client(self.run)),
             web.post("/v2/{ep}/runsync", client(self.runsync)),
             web.route("*", "/v2/{ep}/status/{job}", client(self.status)),
             web.route("*", "/v2/{ep}/stream/{job}", client(self.stream)),
             web.post("/v2/{ep}/cancel/{job}", client(self.cancel)),
+            web.post("/v2/{ep}/retry/{job}", client(self.retry)),
             web.get("/v2/{ep}/health", client(self.health)),
             web.post("/v2/{ep}/purge-queue", client(self.purge)),
             web.get("/v2/{ep}/job-take/{worker}", worker(self.take)),
@@ -113,6 +117,7 @@ class LocalRunPod:
             web.get("/local/jobs", local(self.local_jobs)),
             web.post("/local/account", local(self.local_account)),
             web.post("/local/gpus", local(self.local_gpus)),
+            web.get("/local/gpus", local(self.local_stock)),
         ])
 
     # -- auth ----------------------------------------------------------------------------------
@@ -220,6 +225,18 @@ class LocalRunPod:
             return refused
         ep, job = found
         self.engine.queue.cancel(ep, job)
+        return _json({"id": job.id, "status": job.status})
+
+    async def retry(self, request: web.Request) -> web.Response:
+        """A FAILED or TIMED_OUT job runs again, same id and input; anything else is a 400."""
+        found, refused = await self._job(request, "retry")
+        if refused is not None:
+            return refused
+        ep, job = found
+        try:
+            self.engine.queue.retry(ep, job)
+        except ControlPlaneError as exc:
+            return _refused(exc)
         return _json({"id": job.id, "status": job.status})
 
     async def health(self, request: web.Request) -> web.Response:
@@ -343,6 +360,10 @@ class LocalRunPod:
             return _json({"error": 'send {"POOL_ID": <capacity>, ...} (whole numbers from 0 to 1000000)'}, 400)
         self.engine.fleet.set_capacity(body)
         return _json({"gpus": self.engine.options.gpus})
+
+    async def local_stock(self, request: web.Request) -> web.Response:
+        """Per pool ``{capacity, inUse, free, availability}`` (see :mod:`.stock`)."""
+        return _json({"gpus": self.engine.fleet.stock()})
 
 
 def _int(value: str | None, default: int) -> int:

@@ -26,6 +26,8 @@ class PreflightOptions:
     image_size_gb: float | None = None  # compressed image size, when known or estimated
     model_size_gb: float | None = None  # models downloaded at start (not baked into the image)
     known_gpu_ids: Sequence[str] | None = None  # default: GPU_POOLS
+    #: GPU stock per pool (HIGH/MEDIUM/LOW/NONE) read before the deploy; None = unknown.
+    stock: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         gpus = self.gpu_ids

@@ -26,6 +26,7 @@ from ..secret import is_secret_reference, looks_secret, token_kind  # noqa: F401
 from .astutil import body_nodes, immediate_nodes, resolve_dotted, start_calls
 from .check_context import Context, PreflightOptions, build_context
 from .project import WorkerProject
+from .stock_check import check_gpu_stock
 
 __all__ = ["PreflightOptions", "preflight", "has_errors", "CHECKS", "looks_secret", "is_secret_reference",
            "disk_needed"]
@@ -521,7 +522,7 @@ Check = Callable[[Context], list[Finding]]
 CHECKS: tuple[Check, ...] = (
     check_serverless_start, check_secret_env, check_secret_reference, check_secret_docker_args, check_secret_in_code,
     check_gpu_ids, check_container_disk, check_heavy_startup, check_init_timeout,
-    check_workspace_paths, check_volume_paths, check_gpu_tiers, check_concurrency,
+    check_workspace_paths, check_volume_paths, check_gpu_stock, check_gpu_tiers, check_concurrency,
     check_docker_args_override, check_captured_size, check_payload_base64, check_model_placement,
 )
 

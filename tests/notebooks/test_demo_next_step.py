@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -33,6 +35,7 @@ def test_jupyterlab_is_a_dependency_of_the_main_install():
     assert any(re.match(r"jupyterlab\b", dep) for dep in project["dependencies"])
 
 
+@pytest.mark.slow  # runs the jupyter command line of the demo's environment
 def test_the_demo_ends_with_a_lab_command_that_works_here():
     out = io.StringIO()
     demo.print_next_step(out, cwd=ROOT)

@@ -76,7 +76,7 @@ def test_troubleshooting(tmp_path, shared_instance):
     out = _text(_run("troubleshooting", tmp_path))
     assert "crash loop" in out and "weights not found" in out
     assert "exit code 137" in out and "often out of memory" in out
-    assert "no free GPU in AMPERE_80" in out and "answered" in out
+    assert "no capacity in AMPERE_80" in out and "answered" in out  # the pool's stock reads NONE
     assert "throttled" in out
     assert "exit code 139" in out and "A segmentation fault" in out
     assert "exit code 2" in out and "handler.py was not found" in out

@@ -308,5 +308,6 @@ def test_every_check_is_covered_here():
               "check_secret_docker_args", "check_docker_args_override", "check_secret_in_code",
               "check_workspace_paths", "check_volume_paths", "check_container_disk",
               "check_model_placement", "check_gpu_ids", "check_gpu_tiers", "check_payload_base64",
-              "check_concurrency", "check_captured_size"}
+              "check_concurrency", "check_captured_size",
+              "check_gpu_stock"}  # in test_packaging_stock_check.py
     assert {c.__name__ for c in preflight_module.CHECKS} == tested
