@@ -16,7 +16,10 @@ from typing import Any
 #: The paths the embedded RunPod answers (pods only to say that it has none).
 PATHS = (
     "/v2/serverless", "/v2/serverless/{id}", "/v2/templates", "/v2/templates/{id}",
+    "/v2/serverless/{id}/workers", "/v2/serverless/{id}/releases", "/v2/serverless/{id}/workers/{workerId}/logs",
     "/v2/pods", "/v2/pods/{id}", "/v2/pods/{id}/logs", "/v2/pods/{id}/action",
+    "/v2/catalog/gpus", "/v2/catalog/gpus/{id}", "/v2/catalog/datacenters", "/v2/catalog/datacenters/{id}",
+    "/v2/billing/serverless", "/v2/registries", "/v2/registries/{id}", "/v2/network-volumes", "/v2/network-volumes/{id}",
 )
 SOURCE = "https://api.runpod.io/v2/openapi.json"
 DATED = "2026-08-20"

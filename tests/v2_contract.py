@@ -55,7 +55,8 @@ def call(instance, method: str, path: str, body: Any = None, *, key: str | None 
                           args=dict(httpx.URL(path).params))
     if check_request and sent.get("Authorization"):
         spec().validate_request(request)
-    answer = MockResponse(response.content, status_code=response.status_code, headers=dict(response.headers),
-                          content_type=response.headers.get("content-type", ""))
+    text = response.headers.get("content-type", "").startswith("text/")  # an event stream: a string
+    answer = MockResponse(response.text if text else response.content, status_code=response.status_code,
+                          headers=dict(response.headers), content_type=response.headers.get("content-type", ""))
     spec().validate_response(request, answer)
     return response

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 from .model import EndpointRuntime, Shared, price
+from .spend import SpendLog
 from .workers import SERVING, WorkerPhase, WorkerRecord
 
 SETTLE_EVERY = 60.0  # seconds between charges for a worker billed without a break
@@ -24,6 +25,7 @@ class Billing:
     def __init__(self, shared: Shared, on_overdrawn: Callable[[str], None]) -> None:
         self.shared = shared
         self.balance: float = shared.store.get_value("balance", shared.options.balance)
+        self.spend = SpendLog(shared.store)  # the history REST v2's billing routes read
         self._on_overdrawn = on_overdrawn
 
     def charge(self, worker: WorkerRecord, now: float, *, settle: bool = False) -> None:
@@ -40,6 +42,7 @@ class Billing:
             return
         self.balance -= cost
         self.shared.store.set_value("balance", self.balance)
+        self.spend.record(worker.endpoint_id, now, cost)
         ep = self.shared.endpoints.get(worker.endpoint_id)
         if ep is not None:
             ep.spent += cost

@@ -14,6 +14,7 @@ from ..errors import ControlPlaneError
 from .fleet import Fleet
 from .model import EndpointRuntime, Shared, iso_now, random_id
 from .queue import JobQueue
+from .releases import Releases
 
 
 class Catalog:
@@ -27,6 +28,7 @@ class Catalog:
         self.templates: dict[str, dict[str, Any]] = {}
         self.volumes: dict[str, dict[str, Any]] = {}
         self.registry_auths: dict[str, dict[str, Any]] = {}
+        self.releases = Releases(shared.store)
 
     def load(self) -> None:
         """Read back templates, volumes, credentials and endpoints after a restart."""
@@ -40,6 +42,7 @@ class Catalog:
         for row in store.rows("endpoints"):
             ep = EndpointRuntime(**row)
             self.shared.endpoints[ep.id] = ep
+        self.releases.load()
 
     def save_template(self, given: dict[str, Any]) -> dict[str, Any]:
         """saveTemplate: create one (name and imageName required), or update the one with ``id``."""
@@ -123,6 +126,7 @@ class Catalog:
             ep = EndpointRuntime(data=data, template=dict(template))
             endpoints[ep.id] = ep
         self.shared.save_endpoint(ep)
+        self.releases.record(ep)
         ep.work.notify()
         self.shared.wake.notify()
         return self.endpoint_view(ep)
@@ -169,6 +173,7 @@ class Catalog:
                 self.queue.finish(job, ep, JobStatus.CANCELLED, reason="the endpoint was deleted")
             self.queue.forget(job)
         self.shared.store.delete("endpoints", endpoint_id)
+        self.releases.forget(endpoint_id)
         ep.work.notify()
 
     def endpoint_view(self, ep: EndpointRuntime) -> dict[str, Any]:

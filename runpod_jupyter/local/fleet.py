@@ -94,11 +94,12 @@ class Fleet:
             process = await wk.spawn(worker, launch, log_file)
         except Exception as exc:  # whatever stops the start (OSError, ValueError...), the worker fails with it
             why = f"could not start the worker: {type(exc).__name__}: {exc}"
-            worker.logs.append({"t": time.time(), "worker": worker.id, "job": None, "level": "ERROR",
-                                "message": why, "stream": "stderr"})
+            worker.add_log({"t": time.time(), "worker": worker.id, "job": None, "level": "ERROR",
+                            "message": why, "stream": "stderr"})
             self._on_exit(worker, 127, failed=why)
             return
         self._record_pgids()
+        worker.system_log(f"worker started on {worker.pool or 'a GPU'} (release {worker.release}, pid {process.pid})")
         pump = asyncio.ensure_future(wk.pump_logs(worker, process, log_file))
         returncode = await wk.wait_exit(worker, process)
         try:
@@ -114,6 +115,7 @@ class Fleet:
         now = time.time()
         self.billing.charge(worker, now)
         worker.exit_code = code
+        worker.system_log(f"worker exited: {failed or wk.describe_exit(code, killed_by=worker.killed_by)}")
         worker.pool = None
         if self.stopping:  # the server stops, not the worker: its jobs wait for the next start
             worker.state = WorkerPhase.EXITED

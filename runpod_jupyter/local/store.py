@@ -1,4 +1,4 @@
-"""sqlite persistence for the embedded RunPod: templates, endpoints, jobs, account, volumes.
+"""sqlite persistence for the embedded RunPod: templates, endpoints and their releases, jobs, account, volumes.
 
 In-memory objects are the truth while the server runs; every change that matters after a restart
 is written through here. Large job inputs and outputs are the exception: they live only here (the
@@ -29,6 +29,8 @@ CREATE INDEX IF NOT EXISTS jobs_endpoint ON jobs (endpoint_id, status);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS volumes (id TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS registry_auths (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS spend (id TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS releases (id TEXT PRIMARY KEY, endpoint_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS payloads (
     job_id TEXT NOT NULL, part TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (job_id, part)
 );

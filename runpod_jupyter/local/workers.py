@@ -113,9 +113,26 @@ class WorkerRecord:
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
     #: Wakes its job-stop long-poll: one of its jobs ended, or it is draining.
     news: Signal = field(default_factory=Signal, repr=False)
+    #: Sequence number of its last log line (REST v2's log event ids carry it).
+    log_seq: int = 0
+    #: Wakes its log followers: a line was added.
+    log_news: Signal = field(default_factory=Signal, repr=False)
 
     def __post_init__(self) -> None:
         self.state = WorkerPhase(self.state)
+
+    def add_log(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Keep one (already redacted) log line, numbered so a reader can resume right after it."""
+        self.log_seq += 1
+        entry["seq"] = self.log_seq
+        self.logs.append(entry)
+        self.log_news.notify()
+        return entry
+
+    def system_log(self, message: str) -> None:
+        """A line of the embedded RunPod's own about this worker (REST v2's ``system`` source)."""
+        self.add_log({"t": round(time.time(), 3), "worker": self.id, "job": None, "level": "INFO",
+                      "message": message, "stream": "system"})
 
     def view(self, current_release: int) -> dict[str, Any]:
         """Local-only: the worker as ``/local/endpoints/{id}/workers`` lists it. ``isStale`` is
@@ -277,7 +294,7 @@ async def _pump(worker: WorkerRecord, stream: asyncio.StreamReader | None, name:
             return
         entry = parse_log_line(raw.decode("utf-8", errors="replace").rstrip("\n"), worker, name)
         entry["message"] = redact_values(entry["message"], worker.secrets)
-        worker.logs.append(entry)
+        worker.add_log(entry)
         sink.write(json.dumps(entry) + "\n")
         sink.flush()
 

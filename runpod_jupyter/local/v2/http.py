@@ -6,6 +6,7 @@ as ``application/problem+json`` ``{title, status, detail, errors}``."""
 from __future__ import annotations
 
 import collections
+import contextvars
 import hashlib
 import json
 import math
@@ -24,6 +25,8 @@ from .. import door
 BUDGET = 600
 WINDOW = 60.0
 PROBLEM = "application/problem+json"
+#: The headers every answer to the request being handled carries (see :class:`Conventions`).
+HEADERS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("v2_headers", default=None)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -78,10 +81,13 @@ class Conventions:
     def __call__(self, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
             rate: dict[str, str] = {}
+            request_id = str(uuid.uuid4())
             try:
                 given = self._key(request)
                 allowed, remaining, reset = self.budget.spend(given)
                 rate = self.budget.headers(remaining, reset)
+                # A streaming answer sends its headers before it returns: it takes them from here.
+                HEADERS.set({**rate, "x-request-id": request_id})
                 if not allowed:
                     refused = problem_response(problem(
                         429, f"More than {self.budget.budget} requests this minute with this API key.",
@@ -95,8 +101,9 @@ class Conventions:
                 response = problem_response(exc)
             except ControlPlaneError as exc:
                 response = problem_response(problem(400, exc.message, hint=exc.hint))
-            response.headers.update(rate)
-            response.headers["x-request-id"] = str(uuid.uuid4())
+            if not response.prepared:
+                response.headers.update(rate)
+                response.headers["x-request-id"] = request_id
             return response
 
         return wrapped
