@@ -10,12 +10,10 @@ import textwrap
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.getipython import get_ipython
-from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 
 from runpod_jupyter import embedded, journal
-from runpod_jupyter.api import Client, ConfigError, JobStatus, MissingApiKeyError, PayloadTooLargeError
+from runpod_jupyter.api import ConfigError, JobStatus, MissingApiKeyError, PayloadTooLargeError
 from runpod_jupyter.endpoints import find_endpoint
 from runpod_jupyter.errors import DeployError
 
@@ -25,20 +23,6 @@ VERSION = {version}
 def handler(job):
     return {{"version": VERSION, "echo": job["input"]}}
 """
-
-
-@pytest.fixture(scope="module")
-def ip():
-    shell = start_ipython() or get_ipython()  # None when another module started it first
-    shell.run_line_magic("load_ext", "runpod_jupyter")
-    yield shell
-    embedded.stop()  # the shared instance the deploys started
-
-
-@pytest.fixture()
-def api(ip):
-    with Client(embedded.start().settings()) as client:
-        yield client
 
 
 def _deploy(ip, line: str, body: str):

@@ -8,8 +8,6 @@ import argparse
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.getipython import get_ipython
-from IPython.testing.globalipapp import start_ipython
 
 from runpod_jupyter import deploy
 from runpod_jupyter.api.models import parse_gpu_list
@@ -24,13 +22,6 @@ from runpod_jupyter.packaging import package_cell
 HANDLER = "import runpod\ndef handler(job):\n    return job['input']\n"
 BAD_ENDPOINT_NAMES = ["9lives", "a" * 41, "has.dot", "_private", "café"]
 BAD_VARIABLE_NAMES = ["with-dash", "class", "None"]
-
-
-@pytest.fixture(scope="module")
-def ip():
-    shell = start_ipython() or get_ipython()  # None when another module started it first
-    shell.run_line_magic("load_ext", "runpod_jupyter")
-    return shell
 
 
 def _magic_parser() -> argparse.ArgumentParser:

@@ -5,12 +5,8 @@ here have ``--workers-max 0``: nothing starts a worker."""
 from __future__ import annotations
 
 import pytest
-from IPython.core.getipython import get_ipython
-from IPython.testing.globalipapp import start_ipython
 from IPython.utils.capture import capture_output
 
-from runpod_jupyter import embedded
-from runpod_jupyter.api import Client
 from runpod_jupyter.deployment import Deployment
 from runpod_jupyter.endpoints import find_endpoint
 from runpod_jupyter.errors import DeployError, RunpodError
@@ -18,20 +14,6 @@ from runpod_jupyter.names import ENDPOINT_NAME_HINT
 
 HANDLER = "import runpod\ndef handler(job):\n    return job['input']\n"
 PLAIN = "plainvalue123456"
-
-
-@pytest.fixture(scope="module")
-def ip():
-    shell = start_ipython() or get_ipython()  # None when another module started it first
-    shell.run_line_magic("load_ext", "runpod_jupyter")
-    yield shell
-    embedded.stop()  # the shared instance the deploys started
-
-
-@pytest.fixture()
-def api(ip):
-    with Client(embedded.start().settings()) as client:
-        yield client
 
 
 def test_preflight_advice_is_shown_when_the_deploy_succeeds(ip, api):
