@@ -7,6 +7,9 @@ alone changes no worker), and the fleet replaces workers of older releases a few
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from typing import Any
 
 from ..api.models import GPU_POOLS, JobStatus
@@ -91,6 +94,45 @@ class Catalog:
             )
         del self.templates[template_id]
         self.shared.store.delete("templates", template_id)
+
+    def add_volume(self, volume: dict[str, Any]) -> dict[str, Any]:
+        """Keep a new network volume (GraphQL's createNetworkVolume, v2's POST); gives it an id."""
+        volume = {"id": random_id(10), **volume}
+        self.save_volume(volume)
+        return volume
+
+    def save_volume(self, volume: dict[str, Any]) -> None:
+        self.volumes[volume["id"]] = volume
+        self.shared.store.put("volumes", volume["id"], volume)
+
+    def remove_volume(self, volume_id: str) -> None:
+        self.volumes.pop(volume_id, None)
+        self.shared.store.delete("volumes", volume_id)
+
+    def add_registry_auth(self, name: str, username: str, password: str) -> dict[str, Any]:
+        """Keep a registry login under a unique name; of its password, only a digest."""
+        if any(a["name"] == name for a in self.registry_auths.values()):
+            raise ControlPlaneError(f"Registry auth name must be unique: {name!r} is taken.")
+        auth = {"id": random_id(10), "name": name, "username": username, "password": password_check(password)}
+        self._save_registry_auth(auth)
+        return auth
+
+    def update_registry_auth(self, auth_id: str, username: str, password: str) -> dict[str, Any]:
+        auth = self.registry_auths.get(auth_id)
+        if auth is None:
+            raise ControlPlaneError(f"Registry auth {auth_id} does not exist.")
+        auth["username"], auth["password"] = username, password_check(password)
+        self._save_registry_auth(auth)
+        return auth
+
+    def remove_registry_auth(self, auth_id: str) -> None:
+        if self.registry_auths.pop(auth_id, None) is None:
+            raise ControlPlaneError(f"Registry auth {auth_id} does not exist.")
+        self.shared.store.delete("registry_auths", auth_id)
+
+    def _save_registry_auth(self, auth: dict[str, Any]) -> None:
+        self.registry_auths[auth["id"]] = auth
+        self.shared.store.put("registry_auths", auth["id"], auth)
 
     def save_endpoint(self, given: dict[str, Any]) -> dict[str, Any]:
         """saveEndpoint: create one, or update the one with ``id``; either way a new release."""
@@ -194,3 +236,17 @@ def _check_env(env: list[dict[str, Any]]) -> None:
             )
         if "\x00" in value:
             raise ControlPlaneError(f"Template env value of {key!r} contains a NUL byte, which no process can be given.")
+
+
+def password_check(password: str, salt: bytes | None = None) -> dict[str, str]:
+    """What the embedded RunPod keeps of a registry password. RunPod keeps the password itself, to
+    pull with; nothing here pulls, so a salted scrypt digest is enough to tell which credentials a
+    login holds, and useless to anyone who reads the store. No query returns it."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return {"salt": salt.hex(), "scrypt": digest.hex()}
+
+
+def password_matches(check: dict[str, str], password: str) -> bool:
+    again = password_check(password, bytes.fromhex(check["salt"]))
+    return hmac.compare_digest(again["scrypt"], check["scrypt"])

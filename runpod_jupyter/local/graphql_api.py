@@ -7,10 +7,6 @@ Fields that do not exist on RunPod are not in the schema, so a query asking for
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-import string
 from typing import Any
 
 from graphql import GraphQLError, GraphQLScalarType, build_schema, execute_sync, parse, validate
@@ -185,10 +181,6 @@ _GPU_TYPES = [
 ]
 
 
-def _random_id(length: int = 10) -> str:
-    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(length))
-
-
 class ManagementAPI:
     """Schema + resolvers bound to one engine."""
 
@@ -213,7 +205,7 @@ class ManagementAPI:
         mutation["createNetworkVolume"].resolve = lambda _s, _i, input: self._create_volume(input)
         mutation["saveRegistryAuth"].resolve = lambda _s, _i, input: self._save_registry_auth(input)
         mutation["updateRegistryAuth"].resolve = lambda _s, _i, input: self._update_registry_auth(input)
-        mutation["deleteRegistryAuth"].resolve = lambda _s, _i, registryAuthId: self._delete_registry_auth(registryAuthId)
+        mutation["deleteRegistryAuth"].resolve = lambda _s, _i, registryAuthId: catalog.remove_registry_auth(registryAuthId)
 
     def handle(self, payload: Any) -> tuple[int, dict[str, Any]]:
         """One GraphQL POST body → (HTTP status, response body)."""
@@ -303,47 +295,17 @@ class ManagementAPI:
     def _create_volume(self, given: dict[str, Any]) -> dict[str, Any]:
         if int(given["size"]) < 1:
             raise ControlPlaneError("size must be at least 1 GB.")
-        volume = {"id": _random_id(), "name": given["name"], "size": int(given["size"]), "dataCenterId": given["dataCenterId"]}
-        self.engine.catalog.volumes[volume["id"]] = volume
-        self.engine.store.put("volumes", volume["id"], volume)
-        return volume
+        return self.engine.catalog.add_volume(
+            {"name": given["name"], "size": int(given["size"]), "dataCenterId": given["dataCenterId"]}
+        )
 
     def _save_registry_auth(self, given: dict[str, Any]) -> dict[str, Any]:
-        if any(a["name"] == given["name"] for a in self.engine.catalog.registry_auths.values()):
-            raise ControlPlaneError(f"Registry auth name must be unique: {given['name']!r} is taken.")
-        auth = {"id": _random_id(), "name": given["name"], "username": given["username"],
-                "password": password_check(given["password"])}
-        self.engine.catalog.registry_auths[auth["id"]] = auth
-        self.engine.store.put("registry_auths", auth["id"], auth)
+        auth = self.engine.catalog.add_registry_auth(given["name"], given["username"], given["password"])
         return {"id": auth["id"], "name": auth["name"]}
 
     def _update_registry_auth(self, given: dict[str, Any]) -> dict[str, Any]:
-        auth = self.engine.catalog.registry_auths.get(given["id"])
-        if auth is None:
-            raise ControlPlaneError(f"Registry auth {given['id']} does not exist.")
-        auth["username"] = given["username"]
-        auth["password"] = password_check(given["password"])
-        self.engine.store.put("registry_auths", auth["id"], auth)
+        auth = self.engine.catalog.update_registry_auth(given["id"], given["username"], given["password"])
         return {"id": auth["id"], "name": auth["name"]}
-
-    def _delete_registry_auth(self, auth_id: str) -> None:
-        if self.engine.catalog.registry_auths.pop(auth_id, None) is None:
-            raise ControlPlaneError(f"Registry auth {auth_id} does not exist.")
-        self.engine.store.delete("registry_auths", auth_id)
-
-
-def password_check(password: str, salt: bytes | None = None) -> dict[str, str]:
-    """What the embedded RunPod keeps of a registry password. RunPod keeps the password itself, to
-    pull with; nothing here pulls, so a salted scrypt digest is enough to tell which credentials a
-    login holds, and useless to anyone who reads the store. No query returns it."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
-    return {"salt": salt.hex(), "scrypt": digest.hex()}
-
-
-def password_matches(check: dict[str, str], password: str) -> bool:
-    again = password_check(password, bytes.fromhex(check["salt"]))
-    return hmac.compare_digest(again["scrypt"], check["scrypt"])
 
 
 def _env_in(given: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from runpod_jupyter.api import Client
 from runpod_jupyter.image import RegistryAuthError, ensure_registry_auth
 from runpod_jupyter.image.runpod_auth import registry_auth_name
-from runpod_jupyter.local.graphql_api import password_matches
+from runpod_jupyter.local.catalog import password_matches
 
 
 class Recording(httpx.BaseTransport):

@@ -11,8 +11,6 @@ from aiohttp import web
 
 from ...errors import ProblemError
 from ..engine import Engine
-from ..graphql_api import password_check
-from ..model import random_id
 from . import schema
 from .gpus import DATA_CENTER
 from .http import json_response, problem, read_body
@@ -49,10 +47,7 @@ class Storage:
         if any(a["name"] == body["name"] for a in auths.values()):
             raise problem(400, f"Registry name must be unique: {body['name']!r} is taken.",
                           hint="Pick another name, or delete the old one (DELETE /v2/registries/{id}).")
-        auth = {"id": random_id(10), "name": body["name"], "username": body["username"],
-                "password": password_check(body["password"])}
-        auths[auth["id"]] = auth
-        self.store.put("registry_auths", auth["id"], auth)
+        auth = self.catalog.add_registry_auth(body["name"], body["username"], body["password"])
         return json_response(registry_view(auth), 201)
 
     async def registry(self, request: web.Request) -> web.Response:
@@ -64,8 +59,7 @@ class Storage:
             return json_response(registry_view(auth))
         if request.method != "DELETE":
             raise _not_allowed(request, "GET, DELETE")
-        del self.catalog.registry_auths[auth_id]
-        self.store.delete("registry_auths", auth_id)
+        self.catalog.remove_registry_auth(auth_id)
         for template in self.catalog.templates.values():  # as on RunPod: they lose the reference
             if template.get("containerRegistryAuthId") == auth_id:
                 template["containerRegistryAuthId"] = None
@@ -83,10 +77,9 @@ class Storage:
         if body["dataCenter"] != DATA_CENTER["id"] or kind not in DATA_CENTER["networkVolumeTypes"]:
             raise problem(400, f"Data center {body['dataCenter']!r} offers no {kind} network volumes.",
                           hint="The embedded RunPod's one data center is LOCAL, with STANDARD volumes.")
-        volume = {"id": random_id(10), "name": body["name"], "size": body["size"],
-                  "dataCenterId": body["dataCenter"], "type": kind}
-        volumes[volume["id"]] = volume
-        self.store.put("volumes", volume["id"], volume)
+        volume = self.catalog.add_volume(
+            {"name": body["name"], "size": body["size"], "dataCenterId": body["dataCenter"], "type": kind}
+        )
         return json_response(volume_view(volume), 201)
 
     async def volume(self, request: web.Request) -> web.Response:
@@ -103,7 +96,7 @@ class Storage:
                 raise problem(400, f"A network volume cannot shrink ({volume['size']} GB to {body['size']} GB).",
                               hint=f"Send a size of at least {volume['size']}.")
             volume.update(body)
-            self.store.put("volumes", volume_id, volume)
+            self.catalog.save_volume(volume)
             return json_response(volume_view(volume))
         if request.method != "DELETE":
             raise _not_allowed(request, "GET, PATCH, DELETE")
@@ -112,6 +105,5 @@ class Storage:
         if users:
             raise problem(400, f"Network volume {volume_id} is attached to endpoint(s) {', '.join(map(str, users))}.",
                           hint="Detach it from those endpoints (or delete them) first.")
-        del self.catalog.volumes[volume_id]
-        self.store.delete("volumes", volume_id)
+        self.catalog.remove_volume(volume_id)
         return web.Response(status=204)
