@@ -17,6 +17,7 @@ def serve(args: argparse.Namespace) -> int:
         api_key = getpass.getpass("Key clients must send to the embedded RunPod: ").strip() or None
     return serve_forever(
         port=args.port, api_key=api_key, gpus=args.gpus, data_dir=args.data_dir, worker_quota=args.worker_quota,
+        fork_server=not getattr(args, "no_fork_server", False),
     )
 
 
@@ -71,6 +72,10 @@ def add_parsers(sub: Any) -> None:
     run.add_argument(
         "--worker-quota", type=positive_int, default=None, metavar="N",
         help="the account's worker quota: workersMax summed over all endpoints (default 5, as on RunPod)",
+    )
+    run.add_argument(
+        "--no-fork-server", action="store_true",
+        help="start every worker as a new Python process instead of forking it from a warm one (slower starts)",
     )
     run.set_defaults(func=serve)
     actions.add_parser("stop", help="stop the shared background instance").set_defaults(func=stop)

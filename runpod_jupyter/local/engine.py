@@ -75,7 +75,8 @@ class Engine:
                     self.fleet.drain(worker, why)
 
     def start(self) -> None:
-        """Start the clock (on the running event loop)."""
+        """Start the clock and the fork server (on the running event loop)."""
+        self.fleet.prepare()
         self.shared.spawn(self.run())
 
     async def run(self) -> None:

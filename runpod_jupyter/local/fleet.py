@@ -8,6 +8,9 @@ backoff (a crash loop, as on the platform); its running jobs are retried or fail
 Workers are drained (SIGTERM, then SIGKILL after a grace) when scaled in, replaced by a new
 release, or their endpoint is deleted or disabled. Worker processes a crashed server left behind
 are killed at the next start.
+
+Workers of the default command are forked by a fork server (:mod:`.forkserver`) started with the
+fleet (:meth:`Fleet.prepare`) and stopped with it; see :func:`.workers.spawn`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 from . import scaler, stock
 from . import workers as wk
 from .billing import Billing
+from .forkserver import MARKER_ENV, ForkServer
 from .model import EndpointRuntime, Shared, init_timeout, random_id
 from .queue import JobQueue
 from .workers import LEAVING, SERVING, SLOT_STATES, WorkerPhase, WorkerRecord
@@ -43,6 +47,19 @@ class Fleet:
         self.queue = queue
         self.billing = billing
         self.stopping = False  # set by stop_all: exits are the server's doing, not the workers'
+        self.forks: ForkServer | None = None  # set by prepare, when the options allow one
+
+    def prepare(self) -> None:
+        """Start the fork server now (on the running loop), so the first worker is forked from a
+        warm interpreter rather than waiting for one."""
+        options = self.shared.options
+        if options.fork_server and self.forks is None:
+            self.forks = ForkServer(
+                home=options.data_dir / "forkserver" / "home",
+                log_file=options.data_dir / "logs" / "forkserver.log",
+                marker=str(options.data_dir),
+            )
+            self.forks.start()
 
     def set_capacity(self, gpus: dict[str, int]) -> None:
         """Local-only knob: GPUs free per pool, to simulate Throttled workers."""
@@ -91,7 +108,7 @@ class Fleet:
                 worker_key=options.worker_key, ping_interval_ms=options.ping_interval_ms,
                 home=home, resolve_secret=os.environ.get,
             )
-            process = await wk.spawn(worker, launch, log_file)
+            process = await wk.spawn(worker, launch, log_file, self.forks)
         except Exception as exc:  # whatever stops the start (OSError, ValueError...), the worker fails with it
             why = f"could not start the worker: {type(exc).__name__}: {exc}"
             worker.add_log({"t": time.time(), "worker": worker.id, "job": None, "level": "ERROR",
@@ -99,7 +116,8 @@ class Fleet:
             self._on_exit(worker, 127, failed=why)
             return
         self._record_pgids()
-        worker.system_log(f"worker started on {worker.pool or 'a GPU'} (release {worker.release}, pid {process.pid})")
+        how = "forked by the fork server" if worker.forked else "new process"
+        worker.system_log(f"worker started on {worker.pool or 'a GPU'} (release {worker.release}, pid {process.pid}, {how})")
         pump = asyncio.ensure_future(wk.pump_logs(worker, process, log_file))
         returncode = await wk.wait_exit(worker, process)
         try:
@@ -273,8 +291,9 @@ class Fleet:
     def kill_orphans(self) -> None:
         """Worker process groups left by a server that died without stopping them."""
         recorded: dict[str, int] = self.shared.store.get_value(PGIDS, {}) or {}
+        forked = f"{MARKER_ENV}={self.shared.options.data_dir}"
         for worker_id, pgid in recorded.items():
-            if _group_is_worker(pgid, worker_id):
+            if _group_is_worker(pgid, worker_id, forked):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pgid, 9)
         self.shared.store.set_value(PGIDS, {})
@@ -305,6 +324,8 @@ class Fleet:
         deadline = time.monotonic() + 2.0
         while any(_running(w) for w in live) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        if self.forks is not None:
+            await self.forks.close()
 
     def forget_process_groups(self) -> None:
         """All workers are stopped: nothing for the next start's orphan sweep."""
@@ -315,17 +336,22 @@ def _running(worker: WorkerRecord) -> bool:
     return worker.process is not None and worker.process.returncode is None
 
 
-def _group_is_worker(pgid: int, worker_id: str) -> bool:
-    """True if a live process in group ``pgid`` carries this worker's id (guards pid reuse)."""
+def _group_is_worker(pgid: int, worker_id: str, forked: str) -> bool:
+    """True if a live process in group ``pgid`` carries this worker's id (guards pid reuse). A
+    forked worker's /proc environ is its fork server's, which names the data dir (``forked``)."""
     proc = Path("/proc")
     if not proc.is_dir():
         return False
     marker = f"RUNPOD_POD_ID={worker_id}".encode()
+    forked_marker = forked.encode() + b"\0"
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if os.getpgid(int(entry.name)) == pgid and marker in (entry / "environ").read_bytes():
+            if os.getpgid(int(entry.name)) != pgid:
+                continue
+            environ = (entry / "environ").read_bytes()
+            if marker in environ or environ.startswith(forked_marker) or b"\0" + forked_marker in environ:
                 return True
         except (OSError, ProcessLookupError):
             continue

@@ -48,6 +48,8 @@ class Options:
     stop_grace: float = 1.0  # SIGTERM to SIGKILL for the workers when the server stops
     tick: float = 1.0
     exited_kept: int = 10
+    #: Fork workers of the default command from a warm interpreter (:mod:`.forkserver`).
+    fork_server: bool = True
 
 
 @dataclass

@@ -5,6 +5,11 @@ Rules measured on the SDK (notes/runpod-sdk-protocol.md): ``$ID`` (not ``$RUNPOD
 job-take template; every template ends with a query string; fitness checks skipped (they dial
 8.8.8.8 and exit offline); a private ``HOME`` so ``~/.runpod/config.toml`` (a user's real key)
 never reaches the worker; the worker's own ping process is killed with it (process group).
+
+The default command (this interpreter running ``handler.py``) is forked from the fork server
+(:mod:`.forkserver`), which has the SDK's dependencies loaded already; any other command, or no
+fork server, starts a new process. Either way the worker gets the same env, cwd, session and
+output pipes, and the fleet sees one :class:`WorkerProcess`.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..api.models import OUTDATED as STALE_WORD
 from ..api.models import WorkerState
 from ..secret import is_secret_reference, redact_values, secret_env_values
+from .forkserver import INHERITED_ENV, ForkServer
 from .jobs import Signal
 
 
@@ -72,6 +78,25 @@ EXIT_MEANINGS = {
 LOG_LINES_KEPT = 5000
 
 
+class WorkerProcess(Protocol):
+    """A worker's process as the fleet handles it: :class:`asyncio.subprocess.Process`, or
+    :class:`.forkserver.ForkedProcess` for a worker forked by the fork server."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    @property
+    def stdout(self) -> asyncio.StreamReader | None: ...
+
+    @property
+    def stderr(self) -> asyncio.StreamReader | None: ...
+
+    async def wait(self) -> int: ...
+
+
 def exit_code(returncode: int) -> int:
     """asyncio reports death by signal N as -N; containers report 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
@@ -110,7 +135,8 @@ class WorkerRecord:
     logs: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LINES_KEPT), repr=False)
     #: Secret values its env holds: scrubbed from its log lines and its jobs' errors.
     secrets: tuple[str, ...] = field(default=(), repr=False)
-    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    process: WorkerProcess | None = field(default=None, repr=False)
+    forked: bool = False  # started by the fork server, not as a new interpreter
     #: Wakes its job-stop long-poll: one of its jobs ended, or it is draining.
     news: Signal = field(default_factory=Signal, repr=False)
     #: Sequence number of its last log line (REST v2's log event ids carry it).
@@ -205,7 +231,7 @@ def build_launch(
     query = f"?gpu={pool}"
     env = {
         key: os.environ[key]
-        for key in ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "TZ")
+        for key in INHERITED_ENV
         if key in os.environ
     }
     template_env = _template_env(template, resolve_secret)
@@ -254,26 +280,34 @@ def _template_env(template: dict[str, Any], resolve_secret: Callable[[str], str 
     return out
 
 
-async def spawn(worker: WorkerRecord, launch: Launch, log_file: Path) -> asyncio.subprocess.Process:
-    """Start the worker in its own process group, its output captured line by line."""
+async def spawn(
+    worker: WorkerRecord, launch: Launch, log_file: Path, forks: ForkServer | None = None
+) -> WorkerProcess:
+    """Start the worker in its own process group, its output captured line by line: forked by
+    ``forks`` when it can, else as a new process."""
     Path(launch.env["HOME"]).mkdir(parents=True, exist_ok=True)
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    process = await asyncio.create_subprocess_exec(
-        *launch.argv,
-        cwd=str(launch.cwd),
-        env=launch.env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
+    process: WorkerProcess | None = None
+    if forks is not None:
+        process = await forks.spawn(launch.argv, launch.cwd, launch.env)
+    worker.forked = process is not None
+    if process is None:
+        process = await asyncio.create_subprocess_exec(
+            *launch.argv,
+            cwd=str(launch.cwd),
+            env=launch.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
     worker.process = process
     worker.pid = process.pid
     worker.spawned = time.time()
     return process
 
 
-async def pump_logs(worker: WorkerRecord, process: asyncio.subprocess.Process, log_file: Path) -> None:
+async def pump_logs(worker: WorkerRecord, process: WorkerProcess, log_file: Path) -> None:
     """Keep every line the worker prints, tagged with the job it belongs to when known."""
     with log_file.open("a", encoding="utf-8") as sink:
         await asyncio.gather(
@@ -294,6 +328,8 @@ async def _pump(worker: WorkerRecord, stream: asyncio.StreamReader | None, name:
             return
         entry = parse_log_line(raw.decode("utf-8", errors="replace").rstrip("\n"), worker, name)
         entry["message"] = redact_values(entry["message"], worker.secrets)
+        if "raw" in entry:
+            entry["raw"] = redact_values(entry["raw"], worker.secrets)
         worker.add_log(entry)
         sink.write(json.dumps(entry) + "\n")
         sink.flush()
@@ -316,10 +352,13 @@ def parse_log_line(line: str, worker: WorkerRecord, stream: str) -> dict[str, An
             message = str(data["message"])
     if job_id is None and len(worker.jobs) == 1:
         job_id = next(iter(worker.jobs))
-    return {"t": round(time.time(), 3), "worker": worker.id, "job": job_id, "level": level, "message": message, "stream": stream}
+    entry = {"t": round(time.time(), 3), "worker": worker.id, "job": job_id, "level": level, "message": message, "stream": stream}
+    if message != line:  # the line as printed, as RunPod's log stream carries it
+        entry["raw"] = line
+    return entry
 
 
-async def wait_exit(worker: WorkerRecord, process: asyncio.subprocess.Process) -> int:
+async def wait_exit(worker: WorkerRecord, process: WorkerProcess) -> int:
     """The worker's exit status. ``Process.wait()`` alone would also wait for the output pipes,
     which the heartbeat process the SDK forks keeps open: once the worker itself has exited,
     the rest of its process group is killed so the pipes close."""
@@ -329,7 +368,14 @@ async def wait_exit(worker: WorkerRecord, process: asyncio.subprocess.Process) -
             signal_group(worker, signal.SIGKILL)  # the rest of the group; the worker's own exit stands
             break
         await asyncio.wait({finished}, timeout=0.5)
-    return await finished
+    returncode = await finished
+    if worker.pid is not None:  # a forked worker's wait() does not wait for its pipes: same end
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(worker.pid, signal.SIGKILL)
+    cause = getattr(process, "killed_by", None)
+    if cause:
+        worker.killed_by = worker.killed_by or cause
+    return returncode
 
 
 def signal_group(worker: WorkerRecord, sig: int) -> None:

@@ -40,6 +40,7 @@ CELLS = [
     f"""%%runpod_deploy streamer --local --gpu ADA_24 --workers-max 1 --idle-timeout 60 --no-wait
 import time
 import runpod
+time.sleep(1)  # a start that takes a second: Initializing shows however fast the worker process starts
 PNG = "{PNG}"
 def handler(job):
     n, delay = job["input"]["n"], job["input"]["delay"]
