@@ -18,6 +18,7 @@ _LAZY = {
     "Client": ("runpod_jupyter.api", "Client"),
     "AsyncClient": ("runpod_jupyter.api", "AsyncClient"),
     "RunpodError": ("runpod_jupyter.errors", "RunpodError"),
+    "remote": ("runpod_jupyter.hot", "remote"),
 }
 
 __all__ = ["__version__", *_LAZY]

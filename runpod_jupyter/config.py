@@ -111,6 +111,11 @@ class Settings:
     key_source: str = "none"
 
     @property
+    def manage_base(self) -> str:
+        """REST API v2's root for management (``https://api.runpod.io/v2``): beside ``/graphql``."""
+        return self.graphql_url.removesuffix("/graphql") + "/v2"
+
+    @property
     def local_url(self) -> str | None:
         """The embedded RunPod's root URL (its local-only routes live there); None for the cloud."""
         return self.rest_base.removesuffix("/v2") if self.backend == "local" else None

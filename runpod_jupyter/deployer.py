@@ -1,15 +1,14 @@
-"""Deploy: package → (cloud: build and push) → saveTemplate → saveEndpoint → wait for a worker.
+"""Deploy: package → (cloud: build and push) → create or update the endpoint (REST v2) → wait for a worker.
 
 A deploy is declarative: running the same cell again with a changed handler or changed options
-updates the endpoint of that name (a new release; workers roll), never a duplicate. Each deploy
-makes a new template named after the project's content hash and points the endpoint at it, so a
-failed deploy can be undone exactly: what this deploy created is deleted and the endpoint is put
-back on its previous template. The message says what was undone.
+updates the endpoint of that name (a new release; workers roll), never a duplicate. The endpoint
+carries its image and settings itself, so a failed deploy can be undone exactly: an endpoint it
+created is deleted, an endpoint it updated is PATCHed back to its previous values (a release of
+its own, as RunPod keeps releases read-only). The message says what was undone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -17,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
-from .api import Client, EndpointSpec, Health, TemplateSpec
+from .api import Client, EndpointSpec, Health
 from .api.client import read_stock
 from .api.models import GPU_POOLS, parse_gpu_list
 from .config import Backend, Settings
 from .connect import connect
 from .deploy_options import DEFAULT_GPUS, SCALERS, DeployOptions  # noqa: F401 (DEFAULT_GPUS: re-exported)
-from .endpoints import find_endpoint, remove_endpoint
+from .endpoints import find_endpoint, remove_endpoint, retire_templates
 from .errors import DeployError, RunpodError
 from .findings import Finding, has_errors, sort_findings
 from .names import check_endpoint_name
@@ -193,12 +192,14 @@ def deploy(
 
     return Deployment(
         name=options.name, endpoint_id=endpoint.saved_id, backend=backend, settings=settings,
-        project=project, findings=tuple(findings),
+        project=project, findings=tuple(findings), request_urls=endpoint.request_urls,
     )
 
 
 class _Rollout:
-    """One deploy's steps against the management API, remembering what to undo."""
+    """One deploy's steps against REST v2, remembering what to undo. The endpoint carries its
+    container settings itself (image, env, disk, registry): an update is one PATCH, a new release,
+    and undoing it is a PATCH back to the previous values (the releases list shows both)."""
 
     def __init__(self, client: Client, options: DeployOptions, project: WorkerProject, backend: Backend, report: Progress):
         self.client, self.options, self.project, self.backend, self.report = client, options, project, backend, report
@@ -207,8 +208,7 @@ class _Rollout:
     def run(self) -> EndpointSpec:
         try:
             existing = find_endpoint(self.client, self.options.name)
-            template = self._template(existing)
-            endpoint = self._endpoint(existing, template)
+            endpoint = self._endpoint(existing)
             if self.options.wait:
                 self._wait_ready(endpoint)
         except BaseException as exc:
@@ -223,7 +223,7 @@ class _Rollout:
             summary = ("Undone: " + "; ".join(undone) + ".") if undone else "Nothing had been created yet."
             raise DeployError(what, hint=f"{hint}\n{summary}".strip(), undone=undone,
                               findings=getattr(exc, "findings", ())) from None
-        self._retire_old_templates(endpoint, existing)
+        retire_templates(self.client, self.options.name)
         return endpoint
 
     # -- steps -----------------------------------------------------------------------------
@@ -235,48 +235,42 @@ class _Rollout:
         self.report("build", "building and pushing the worker image")
         return publish(self.client, self.project, self.options, self.report)
 
-    def _template(self, existing: EndpointSpec | None) -> TemplateSpec:
-        name = f"{self.options.name}-{self.project.content_hash[:10]}"
-        current = next((t for t in self.client.list_templates() if t.name == name), None)
-        if current is not None:
-            return current  # same project content already registered: reuse it
-        image, auth_id = self._image()
-        self.report("template", f"saving template {name}")
-        env = dict(self.options.env)
-        template = self.client.save_template(TemplateSpec(
-            name=name, image_name=image, docker_args="", container_disk_in_gb=self.options.container_disk or MIN_CONTAINER_DISK,
-            env=env, is_serverless=True, container_registry_auth_id=auth_id,
-            volume_mount_path="/runpod-volume" if self.options.volume else None,
-        ))
-        self.undo.append((f"deleted template {name}", lambda: self.client.delete_template(name)))
-        return template
-
-    def _endpoint(self, existing: EndpointSpec | None, template: TemplateSpec) -> EndpointSpec:
+    def _wanted(self, existing: EndpointSpec | None) -> EndpointSpec:
+        """The endpoint this deploy asks for. The image is built (and pushed) only when the project
+        differs from what the endpoint runs."""
         o = self.options
-        wanted: dict[str, Any] = dict(
-            name=o.name, template_id=template.id, gpu_ids=tuple(o.gpu), workers_min=o.workers_min,
-            workers_max=o.workers_max, idle_timeout=o.idle_timeout, scaler_type=o.scaler,
-            scaler_value=o.scaler_value, network_volume_id=o.volume,
-            execution_timeout_ms=o.execution_timeout * 1000 if o.execution_timeout else None,
+        same_project = existing is not None and existing.image.endswith(self.project.path.name) and self.backend == "local"
+        image, auth_id = (existing.image, existing.registry_auth_id) if same_project and existing else self._image()
+        return EndpointSpec(
+            name=o.name, gpu_ids=tuple(o.gpu), workers_min=o.workers_min, workers_max=o.workers_max,
+            idle_timeout=o.idle_timeout, scaler_type=o.scaler, scaler_value=o.scaler_value,
+            network_volume_id=o.volume, locations=existing.locations if existing else None,
+            gpu_count=existing.gpu_count if existing else 1, flashboot=existing.flashboot if existing else False,
+            execution_timeout_ms=o.execution_timeout * 1000 if o.execution_timeout else (
+                existing.execution_timeout_ms if existing else None),
+            image=image, env=dict(o.env), container_disk_gb=o.container_disk or MIN_CONTAINER_DISK,
+            docker_args="", registry_auth_id=auth_id, id=existing.id if existing else None,
         )
+
+    def _endpoint(self, existing: EndpointSpec | None) -> EndpointSpec:
+        o = self.options
+        wanted = self._wanted(existing)
         if existing is None:
             self.report("endpoint", f"creating endpoint {o.name}")
-            created = self.client.save_endpoint(EndpointSpec(**wanted))
+            created = self.client.save_endpoint(wanted)
             created_id = created.saved_id
             self.undo.append(
                 (f"deleted endpoint {created_id}", lambda: remove_endpoint(self.client, created_id, with_template=False))
             )
             return created
-        update = replace(existing, template=None, **wanted)
-        if update == replace(existing, template=None):
+        if wanted == existing:
             self.report("endpoint", f"endpoint {o.name} is already up to date")
             return existing
         self.report("endpoint", f"updating endpoint {o.name} ({existing.id}): a new release")
-        previous = replace(existing, template=None)
-        updated = self.client.save_endpoint(update)
+        updated = self.client.save_endpoint(wanted)
         self.undo.append((
             f"put endpoint {existing.id} back on its previous release",
-            lambda: self.client.save_endpoint(previous),
+            lambda: self.client.save_endpoint(existing),
         ))
         return updated
 
@@ -284,17 +278,16 @@ class _Rollout:
         limit = self.options.wait_timeout or (120.0 if self.backend == "local" else 900.0)
         interval = 0.2 if self.backend == "local" else 3.0
         self.report("wait", "waiting for a worker")
-        api = self.client.endpoint(endpoint.saved_id)
+        api = self.client.endpoint(endpoint.saved_id, request_urls=endpoint.request_urls)
         deadline = time.monotonic() + limit
         health = Health()
         while time.monotonic() < deadline:
             health = api.health()
-            if not health.registered and self.client.settings.local_url is not None:
-                # "Not Found" until a worker registers: the embedded RunPod's worker list shows a crash loop.
-                from .api import local_routes as routes
-                from .diagnose import with_worker_list
+            if not health.registered:
+                # "Not Found" until a worker registers: the worker list shows a crash loop.
+                from .diagnose import with_workers
 
-                health = with_worker_list(health, routes.workers(self.client.settings, endpoint.saved_id))
+                health = with_workers(health, self.client.workers(endpoint.saved_id))
             if health.workers.idle or health.workers.running:
                 self.report("ready", "a worker is ready")
                 return
@@ -316,16 +309,6 @@ class _Rollout:
                 done.append(f"could NOT undo ({what}): {exc.message}")
         self.undo.clear()
         return done
-
-    def _retire_old_templates(self, endpoint: EndpointSpec, existing: EndpointSpec | None) -> None:
-        """After a successful update, delete this endpoint's previous template (ours only)."""
-        if existing is None or existing.template_id == endpoint.template_id:
-            return
-        old = existing.template
-        if old is None or not old.name.startswith(f"{self.options.name}-"):
-            return
-        with contextlib.suppress(RunpodError):  # still referenced somewhere: harmless to keep
-            self.client.delete_template(old.name)
 
 
 def _crash_loop_error(client: Client, endpoint_id: str) -> RunpodError:

@@ -19,7 +19,7 @@ from .api import Client, EndpointSpec, Health, JobStatus, Policy, models
 from .connect import connect
 from .errors import WaitTimeoutError
 from .findings import Finding
-from .secret import redact_values, secret_env_values
+from .secret import secret_env_values
 
 _FINAL_ERRORS = {
     JobStatus.FAILED: errors.JobFailedError,
@@ -316,6 +316,7 @@ class Deployment(_Displayed):
         settings: config.Settings,
         project: Any = None,
         findings: tuple[Finding, ...] = (),
+        request_urls: dict[str, str] | None = None,
     ) -> None:
         self.name = name
         self.endpoint_id = endpoint_id
@@ -323,6 +324,8 @@ class Deployment(_Displayed):
         self.settings = settings
         self.project = project
         self.findings = findings
+        #: Where REST v2 says this endpoint's jobs go; jobs are sent there.
+        self.request_urls = dict(request_urls or {})
         self._client: Client | None = None
         self._lock = threading.Lock()
         self._deleted = False
@@ -334,7 +337,8 @@ class Deployment(_Displayed):
         with Client(settings) as client:
             for endpoint in client.list_endpoints():
                 if name_or_id in (endpoint.id, endpoint.name):
-                    return cls(name=endpoint.name, endpoint_id=endpoint.id, backend=settings.backend, settings=settings)
+                    return cls(name=endpoint.name, endpoint_id=endpoint.id, backend=settings.backend, settings=settings,
+                               request_urls=endpoint.request_urls)
         raise errors.ConfigError(
             f"No endpoint named {name_or_id!r} on the {settings.backend} backend.",
             hint="List them with %runpod_endpoints.",
@@ -351,7 +355,7 @@ class Deployment(_Displayed):
     def api(self):
         if self._deleted:
             raise self._deleted_error()
-        return self.client.endpoint(self.endpoint_id)
+        return self.client.endpoint(self.endpoint_id, request_urls=self.request_urls)
 
     def _deleted_error(self) -> errors.EndpointNotFoundError:
         return errors.EndpointNotFoundError(
@@ -464,20 +468,22 @@ class Deployment(_Displayed):
             raise errors.ConfigError(f"scale(min={low}, max={high}): need 0 <= min <= max.")
         return self.client.save_endpoint(replace(spec, template=None, workers_min=low, workers_max=high))
 
-    def logs(self, *, job: str | Job | None = None, worker: str | None = None, tail: int = 100) -> LogLines:
-        """Worker log lines (embedded RunPod only; RunPod has no public logs API)."""
-        from .api import local_routes as routes
+    def logs(
+        self, *, job: str | Job | None = None, worker: str | None = None, tail: int = 100, follow: bool = False,
+        timeout: float | None = None,
+    ) -> LogLines | Iterator[dict[str, Any]]:
+        """Worker log lines through RunPod's REST API v2 (both backends), each with its job.
+        With ``follow``: an iterator of new lines until the job is final (with ``job``), the
+        worker exits (with ``worker``), ``timeout`` seconds pass, or the caller stops."""
+        from . import worker_logs
 
         job_id = job.id if isinstance(job, Job) else job
-        found = routes.logs(self.settings, endpoint_id=self.endpoint_id, worker_id=worker, job_id=job_id, limit=tail)
-        if found is None:
-            raise errors.ConfigError(
-                "Worker logs are only available on the local backend here.",
-                hint="On RunPod, open the endpoint's Logs tab in the console "
-                f"(https://www.runpod.io/console/serverless/user/endpoint/{self.endpoint_id}).",
-            )
         secrets = self._secret_env()
-        return LogLines({**line, "message": redact_values(str(line.get("message", "")), secrets)} for line in found)
+        if follow:
+            return worker_logs.follow(self.client, self.endpoint_id, job=job_id, worker=worker, tail=tail,
+                                      timeout=timeout, secrets=secrets)
+        return LogLines(worker_logs.read(self.client, self.endpoint_id, job=job_id, worker=worker, tail=tail,
+                                         secrets=secrets))
 
     def _secret_env(self) -> list[str]:
         """The endpoint's env values that are secrets, scrubbed from what is shown of it."""
@@ -485,7 +491,7 @@ class Deployment(_Displayed):
             spec = self.client.get_endpoint(self.endpoint_id)
         except errors.RunpodError:
             return []
-        return secret_env_values(spec.template.env) if spec is not None and spec.template is not None else []
+        return secret_env_values(spec.env) if spec is not None else []
 
     def diagnose(self) -> list[Finding]:
         from .diagnose import diagnose, gather
@@ -523,15 +529,17 @@ class Deployment(_Displayed):
         printer.text(text)
 
 
+def format_log_line(entry: dict[str, Any]) -> str:
+    """One log line as text: time, worker, job (or ``-``), message."""
+    return (f"{time.strftime('%H:%M:%S', time.localtime(entry['t']))} {entry['worker'][:6]} "
+            f"{(entry.get('job') or '-')[:8]:<8} {entry['message']}")
+
+
 class LogLines(list):
     """Worker log lines; prints as plain text, one line each."""
 
     def __repr__(self) -> str:
-        return "\n".join(
-            f"{time.strftime('%H:%M:%S', time.localtime(e['t']))} {e['worker'][:6]} "
-            f"{(e.get('job') or '-')[:8]:<8} {e['message']}"
-            for e in self
-        ) or "(no log lines)"
+        return "\n".join(format_log_line(e) for e in self) or "(no log lines)"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self))
@@ -539,8 +547,7 @@ class LogLines(list):
 
 def _hint_for(state: models.JobState, deployment: Deployment) -> str:
     if state.status is JobStatus.FAILED:
-        where = f"%runpod_logs {deployment.name} --job {state.id}" if deployment.backend == "local" else "the endpoint's Logs tab"
-        return f"The worker's error is in job.state.error; the log is in {where}."
+        return f"The worker's error is in job.state.error; its log: %runpod_logs {deployment.name} --job {state.id}"
     if state.status is JobStatus.TIMED_OUT:
         return "Raise the job's execution_timeout (seconds) in .run(...), or the endpoint's --execution-timeout."
     if state.status is JobStatus.GONE:

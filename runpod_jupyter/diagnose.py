@@ -1,8 +1,8 @@
 """Plain-words findings about an endpoint, from its live state. One set of rules, shown by the
 widgets, the Lab sidebar and the CLI alike (design §5, field notes in seeds 002/003).
 
-:func:`gather` does the I/O (health, the endpoint as GraphQL sees it, the account, and on the
-embedded RunPod its worker list); :func:`diagnose` is pure: state in, findings out.
+:func:`gather` does the I/O (health, the endpoint, the account, REST v2's workers and releases,
+and on the embedded RunPod its worker list); :func:`diagnose` is pure: state in, findings out.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from .api.models import GPU_POOLS, Account, EndpointSpec, Health, JobCounts, WorkerCounts, hourly_cost_range
+from .api.observed import Releases, Workers
 from .api.stock import describe, pools_with_stock
 from .findings import Finding, sort_findings
 
@@ -49,6 +50,16 @@ class EndpointState:
     oldest_queued_s: float | None = None
     stock: dict[str, str] | None = None  # GPU stock per pool, read when jobs wait without workers
     observed_at: float = field(default_factory=time.time)
+    observed: Workers | None = None  # REST v2's worker list: states /health cannot tell, staleness
+    releases: Releases | None = None  # REST v2's release history and the newest one's rollout
+
+    @property
+    def counts(self) -> WorkerCounts | None:
+        """Workers by state: REST v2's list when it was read (throttled, unhealthy and stale
+        workers included), else what ``/health`` says."""
+        if self.observed is not None:
+            return self.observed.counts()
+        return self.health.workers if self.health is not None else None
 
 
 def diagnose(state: EndpointState) -> list[Finding]:
@@ -106,7 +117,8 @@ def _exit_code(reason: str | None) -> int | None:
 
 
 def _crash_loop(s: EndpointState) -> Finding | None:
-    if s.health is None or s.health.workers.unhealthy == 0:
+    counts = s.counts
+    if s.health is None or counts is None or counts.unhealthy == 0:
         return None
     reasons = [w.get("reason") or "" for w in s.workers or [] if w.get("state") == "unhealthy"]
     code = next((c for c in map(_exit_code, reasons) if c is not None), None)
@@ -120,7 +132,7 @@ def _crash_loop(s: EndpointState) -> Finding | None:
     fix += " Purge the queue of jobs sent to the broken release." if queued else ""
     return Finding(
         "error", "crash-loop",
-        f"{s.health.workers.unhealthy} worker(s) crash before taking jobs: a crash loop; RunPod keeps "
+        f"{counts.unhealthy} worker(s) crash before taking jobs: a crash loop; RunPod keeps "
         f"retrying them with exponential backoff{cause}.",
         fix,
     )
@@ -130,7 +142,7 @@ def _queued_without_workers(s: EndpointState) -> Finding | None:
     h = s.health
     if h is None or h.jobs.in_queue == 0:
         return None
-    w = h.workers
+    w = s.counts or h.workers
     if s.endpoint is not None and s.endpoint.workers_max == 0:
         return Finding("error", "workers-max-zero", f"{h.jobs.in_queue} job(s) wait but workersMax is 0.",
                        "Scale up: .scale(max=1) or %runpod_deploy --workers-max 1.")
@@ -171,7 +183,7 @@ def _out_of_stock(s: EndpointState) -> bool:
 
 def _running_but_queued(s: EndpointState) -> Finding | None:
     h = s.health
-    if h is None or h.jobs.in_queue == 0 or h.jobs.in_progress > 0 or h.workers.running == 0:
+    if h is None or h.jobs.in_queue == 0 or h.jobs.in_progress > 0 or (s.counts or h.workers).running == 0:
         return None
     return Finding(
         "warning", "startup-before-start",
@@ -183,11 +195,11 @@ def _running_but_queued(s: EndpointState) -> Finding | None:
 
 
 def _throttled(s: EndpointState) -> Finding | None:
-    h = s.health
-    if h is None or not h.workers.throttled or (h.jobs.in_queue and h.workers.idle + h.workers.running == 0):
+    h, w = s.health, s.counts
+    if h is None or w is None or not w.throttled or (h.jobs.in_queue and w.idle + w.running == 0):
         return None  # the queued-job rule above says it more precisely
     return Finding(
-        "warning", "throttled", f"{h.workers.throttled} worker(s) throttled: no capacity for them right now.",
+        "warning", "throttled", f"{w.throttled} worker(s) throttled: no capacity for them right now.",
         f"Widen the GPU list across tiers{_wider_pools(s.endpoint)}.",
     )
 
@@ -223,10 +235,13 @@ def _balance(s: EndpointState) -> Finding | None:
 
 
 def _rolling(s: EndpointState) -> Finding | None:
-    if s.health is not None and s.health.workers.outdated:
-        return Finding("info", "rolling-update", f"{s.health.workers.outdated} worker(s) still run the previous release.",
-                       "Nothing to do: they finish their jobs and are replaced a few at a time.")
-    return None
+    stale = len(s.observed.stale) if s.observed is not None else (s.health.workers.outdated if s.health else 0)
+    if not stale:
+        return None
+    progress = s.releases.summary() if s.releases is not None else ""
+    return Finding("info", "rolling-update",
+                   f"{stale} worker(s) still run an earlier release" + (f" ({progress})." if progress else "."),
+                   "Nothing to do: they finish their jobs and are replaced a few at a time.")
 
 
 def _always_on(s: EndpointState) -> Finding | None:
@@ -271,9 +286,19 @@ def with_worker_list(health: Health, found: dict[str, Any] | None) -> Health:
                   registered=False)
 
 
+def with_workers(health: Health, workers: Workers) -> Health:
+    """The same stand-in from REST v2's worker list, on either backend: before a first worker
+    registers, who is starting, crashing or throttled (``registered`` stays False)."""
+    if health.registered or not workers.workers:
+        return health
+    return Health(jobs=health.jobs, workers=workers.counts(), registered=False)
+
+
 def gather(client: Client, endpoint_id: str) -> EndpointState:
-    """Read what the rules need through a sync :class:`~runpod_jupyter.api.Client`. On the
-    embedded RunPod the per-worker list adds exit codes and reasons."""
+    """Read what the rules need through a sync :class:`~runpod_jupyter.api.Client`: the endpoint,
+    ``/health`` (job counts), the account, and REST v2's workers (callers that show the rollout
+    read the releases, which change only with the endpoint's version). On the embedded
+    RunPod its per-worker list adds exit codes, reasons and spend."""
     from .errors import EndpointNotFoundError, RunpodError
 
     state = EndpointState(endpoint_id=endpoint_id, backend=client.settings.backend)
@@ -293,6 +318,11 @@ def gather(client: Client, endpoint_id: str) -> EndpointState:
         pass
     with contextlib.suppress(RunpodError):
         state.account = client.account()
+    if state.listed:  # REST v2 on both backends: real worker states and staleness
+        with contextlib.suppress(RunpodError):
+            state.observed = client.workers(endpoint_id)
+    if client.settings.local_url is None and state.health is not None and state.observed is not None:
+        state.health = with_workers(state.health, state.observed)
     if client.settings.local_url is not None:
         from .api import local_routes as routes
 
@@ -306,8 +336,8 @@ def gather(client: Client, endpoint_id: str) -> EndpointState:
             created = (routes.job_detail(client.settings, queue[0]) or {}).get("createdAt")
             if isinstance(created, (int, float)):
                 state.oldest_queued_s = max(0.0, time.time() - created)
-    h = state.health
-    if h is not None and h.jobs.in_queue and h.workers.idle + h.workers.running + h.workers.initializing == 0:
+    h, w = state.health, state.counts
+    if h is not None and w is not None and h.jobs.in_queue and w.idle + w.running + w.initializing == 0:
         with contextlib.suppress(RunpodError):  # only then does stock tell the causes apart
             state.stock = client.gpu_stock()
     return state

@@ -6,6 +6,7 @@ and the sidebar, so an endpoint is found and removed the same way everywhere.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from .api import Client, EndpointSpec
@@ -44,23 +45,45 @@ class Removal:
 
 
 def remove_endpoint(client: Client, endpoint_id: str, *, with_template: bool = True) -> Removal:
-    """Scale to zero, delete the endpoint, then its template (RunPod refuses to delete a template
-    an endpoint still uses). A template that cannot be deleted is kept and said so."""
+    """Scale to zero, delete the endpoint, then any template an earlier version of this package
+    made for it (named ``<endpoint>-<content hash>``; a template that cannot be deleted is kept and
+    said so). Endpoints now carry their own image, so new deploys make no templates."""
     spec = client.get_endpoint(endpoint_id)
     if spec is None:
         return Removal(endpoint_id, None)
     scaled = bool(spec.workers_min or spec.workers_max)
     if scaled:
-        client.save_endpoint(replace(spec, template=None, workers_min=0, workers_max=0))
+        client.save_endpoint(replace(spec, workers_min=0, workers_max=0))
     client.delete_endpoint(endpoint_id)
-    template = spec.template.name if with_template and spec.template else None
+    if not with_template:
+        return Removal(endpoint_id, spec.name, scaled)
+    removed, error = retire_templates(client, spec.name)
+    return Removal(endpoint_id, spec.name, scaled, ", ".join(removed) or None, error)
+
+
+#: The templates this package made per deploy before endpoints carried their own image.
+_OUR_TEMPLATE = re.compile(r"^(?P<endpoint>.+)-[0-9a-f]{10}$")
+
+
+def retire_templates(client: Client, endpoint_name: str) -> tuple[list[str], str | None]:
+    """Delete the templates earlier deploys of ``endpoint_name`` made (ours only, by their name);
+    one still in use is kept. Returns the names deleted and the first error met."""
+    removed: list[str] = []
     error = None
-    if template:
+    try:
+        templates = client.list_templates()
+    except RunpodError as exc:
+        return removed, exc.message
+    for template in templates:
+        matched = _OUR_TEMPLATE.match(template.name)
+        if not matched or matched["endpoint"] != endpoint_name or not template.id:
+            continue
         try:
-            client.delete_template(template)
+            client.delete_template(template.id)
+            removed.append(template.name)
         except RunpodError as exc:
-            error = exc.message
-    return Removal(endpoint_id, spec.name, scaled, template, error)
+            error = error or exc.message
+    return removed, error
 
 
 def delete_endpoint(client: Client, endpoint_id: str) -> list[str]:

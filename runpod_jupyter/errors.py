@@ -6,7 +6,9 @@ and every ``hint`` what to do next; in a notebook they render as those lines, no
     RunpodError
     ├── ConfigError                  bad settings; nothing was sent
     │   ├── MissingApiKeyError       cloud backend without a key
-    │   └── FlagError                a flag's value cannot be read (--env NOEQUALS, --local --cloud)
+    │   ├── FlagError                a flag's value cannot be read (--env NOEQUALS, --local --cloud)
+    │   ├── ShippingError            a notebook value a remote cell reads cannot travel (named, with why)
+    │   └── VersionMismatchError     the two sides' Python/package versions differ; nothing unpickled
     ├── PayloadTooLargeError         refused before sending (10 MB /run, 20 MB /runsync)
     ├── TransportError               connection failed or timed out, after retries
     │   └── SubmitUncertainError     /run may or may not have reached RunPod
@@ -16,6 +18,7 @@ and every ``hint`` what to do next; in a notebook they render as those lines, no
     │   ├── RateLimitedError         429 after honouring Retry-After
     │   └── ServerError              5xx after retries
     ├── GraphQLError                 the management API returned ``errors``
+    ├── RemoteError                  remote cell code raised; carries the remote traceback
     ├── JobError                     a job ended badly (raised by ``Job.result``)
     │   ├── JobFailedError
     │   ├── JobCancelledError
@@ -95,6 +98,44 @@ class MissingApiKeyError(ConfigError):
 class FlagError(ConfigError):
     """A flag's value cannot be read. A usage mistake: the magic shows it as IPython's
     ``UsageError``, the CLI as one line and exit status 2."""
+
+
+class ShippingError(ConfigError):
+    """A value a remote cell reads (or sends back) cannot travel; nothing was sent.
+    ``refused`` maps each name to why."""
+
+    def __init__(self, message: str, *, refused: dict[str, str] | None = None, hint: str | None = None) -> None:
+        self.refused = dict(refused or {})
+        super().__init__(message, hint=hint)
+
+
+class VersionMismatchError(ConfigError):
+    """The kernel and the worker differ in a version that pickles depend on (Python minor,
+    cloudpickle, a shipped value's package); nothing was unpickled. ``differences`` lists them."""
+
+    def __init__(self, message: str, *, differences: Sequence[str] = (), hint: str | None = None) -> None:
+        self.differences = tuple(differences)
+        super().__init__(message, hint=hint)
+
+
+class RemoteError(RunpodError):
+    """Code run on a worker raised. IPython shows the remote traceback (the cell's own line numbers),
+    not the local frames that received it."""
+
+    def __init__(
+        self, message: str, *, error_type: str = "Exception", traceback: str = "", worker_id: str = "",
+        hint: str | None = None,
+    ) -> None:
+        self.error_type = error_type
+        self.traceback = redact(traceback)
+        self.worker_id = worker_id
+        super().__init__(message, hint=hint)
+
+    def _render_traceback_(self) -> list[str]:
+        lines = self.traceback.rstrip("\n").splitlines() if self.traceback else [f"{self.error_type}: {self.message}"]
+        if self.hint:
+            lines.extend(self.hint.splitlines())
+        return lines
 
 
 class PayloadTooLargeError(RunpodError):
@@ -317,7 +358,8 @@ class SidebarError(RunpodError):
 
 
 __all__ = [
-    "RunpodError", "ConfigError", "MissingApiKeyError", "FlagError", "PayloadTooLargeError", "TransportError",
+    "RunpodError", "ConfigError", "MissingApiKeyError", "FlagError", "ShippingError", "VersionMismatchError",
+    "RemoteError", "PayloadTooLargeError", "TransportError",
     "SubmitUncertainError", "ApiError", "AuthenticationError", "EndpointNotFoundError",
     "RateLimitedError", "ServerError", "GraphQLError", "JobError", "JobFailedError",
     "JobCancelledError", "JobTimedOutError", "JobGoneError", "WaitTimeoutError", "PackagingError",

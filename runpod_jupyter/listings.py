@@ -72,7 +72,7 @@ def endpoint_table(backend: str | None) -> Table:
     with Client(settings) as client:
         for spec in client.list_endpoints():
             try:
-                h = client.endpoint(spec.id).health()
+                h = client.endpoint(spec.id, request_urls=spec.request_urls).health()
                 workers = f"{h.workers.idle} idle / {h.workers.running} running / {h.workers.initializing} init"
                 if h.workers.unhealthy or h.workers.throttled:
                     workers += f" / {h.workers.unhealthy} unhealthy / {h.workers.throttled} throttled"

@@ -100,6 +100,42 @@ class RunpodMagics(Magics):
         display(result)
 
     @magic_arguments()
+    @argument("--gpu", default=None, metavar="POOLS", help="GPU pools of the runner, e.g. ADA_24,AMPERE_24")
+    @argument("--local", action="store_true", help="run on the embedded RunPod (the kernel's own environment)")
+    @argument("--cloud", action="store_true", help="run on RunPod")
+    @argument("--out", default=None, metavar="NAME,...", help="bring back only these names")
+    @argument("--requirement", action="append", default=None, metavar="SPEC",
+              help="extra pip requirement of the runner (a new one makes a new runner image)")
+    @argument("--timeout", type=float, default=None, metavar="S", help="cancel the run after S seconds")
+    @argument("--workers-max", type=int, default=None, metavar="N", help="runner workers (default: 1)")
+    @argument("--idle-timeout", type=int, default=None, metavar="S",
+              help="seconds the runner's worker stays warm when idle (default: 600)")
+    @cell_magic
+    def runpod_run(self, line: str, cell: str) -> Any:
+        """Run this cell on a warm worker of this environment's runner endpoint.
+
+        The notebook values the cell reads travel with it; its prints and displays appear here as
+        they happen; the names it binds come back (only --out NAME,... if given). Edits never
+        redeploy: the runner is created once and reused. Interrupting the kernel cancels the run.
+        """
+        args = parse_argstring(self.runpod_run, line)
+        backend = _backend(args)
+        out = [n.strip() for n in args.out.split(",") if n.strip()] if args.out else None
+        for name in out or ():
+            if not name.isidentifier():
+                raise UsageError(f"--out {args.out}: {name!r} is not a Python name.")
+        gpu = tuple(g.strip() for g in args.gpu.split(",") if g.strip()) if args.gpu else None
+        from .hot import RunnerOptions, run_cell
+
+        options = RunnerOptions(
+            backend=backend, gpu=gpu, requirements=tuple(args.requirement or ()), workers_max=args.workers_max,
+            idle_timeout=args.idle_timeout, timeout=args.timeout,
+        )
+        count = getattr(self.shell, "execution_count", None)
+        filename = f"Cell In[{count}]" if count else "<cell>"
+        return run_cell(cell, self._user_ns, options=options, out=out, filename=filename, first_line=2)
+
+    @magic_arguments()
     @argument("--local", action="store_true")
     @argument("--cloud", action="store_true")
     @line_magic
@@ -124,14 +160,35 @@ class RunpodMagics(Magics):
     @argument("name", help="endpoint name")
     @argument("--job", default=None, help="only this job's lines")
     @argument("--worker", default=None, help="only this worker's lines")
-    @argument("--tail", type=int, default=50)
+    @argument("--tail", type=int, default=50, help="how many lines so far (default 50)")
+    @argument("--follow", action="store_true",
+              help="then print new lines as they come, until interrupted (with --job: until the job ends)")
+    @argument("--timeout", type=float, default=None, help="with --follow: stop after this many seconds")
     @argument("--local", action="store_true")
     @argument("--cloud", action="store_true")
     @line_magic
     def runpod_logs(self, line: str) -> Any:
-        """Worker log lines of an endpoint (embedded RunPod; RunPod has no public logs API)."""
+        """Worker log lines of an endpoint, each with its job (RunPod's REST API v2 worker logs)."""
         args = parse_argstring(self.runpod_logs, line)
-        return self._deployment(args.name, _backend(args)).logs(job=args.job, worker=args.worker, tail=args.tail)
+        if args.tail < 0:
+            raise UsageError("--tail must be 0 or more.")
+        deployment = self._deployment(args.name, _backend(args))
+        if not args.follow:
+            return deployment.logs(job=args.job, worker=args.worker, tail=args.tail)
+        from .deployment import format_log_line
+        from .secret import redact
+
+        lines = deployment.logs(job=args.job, worker=args.worker, tail=args.tail, follow=True, timeout=args.timeout)
+        try:
+            for entry in lines:
+                print(redact(format_log_line(entry)), flush=True)
+        except KeyboardInterrupt:
+            pass  # interrupting is how a follow ends
+        finally:
+            close = getattr(lines, "close", None)
+            if close is not None:
+                close()
+        return None
 
     @magic_arguments()
     @argument("name", help="endpoint name")

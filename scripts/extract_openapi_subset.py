@@ -20,6 +20,7 @@ PATHS = (
     "/v2/pods", "/v2/pods/{id}", "/v2/pods/{id}/logs", "/v2/pods/{id}/action",
     "/v2/catalog/gpus", "/v2/catalog/gpus/{id}", "/v2/catalog/datacenters", "/v2/catalog/datacenters/{id}",
     "/v2/billing/serverless", "/v2/registries", "/v2/registries/{id}", "/v2/network-volumes", "/v2/network-volumes/{id}",
+    "/v2/account/ssh-keys",
 )
 SOURCE = "https://api.runpod.io/v2/openapi.json"
 DATED = "2026-08-20"
@@ -56,6 +57,8 @@ def subset(document: dict[str, Any]) -> dict[str, Any]:
         section_sorted = dict(sorted(section.items()))
         section.clear()
         section.update(section_sorted)
+    # Sections in the document's own order, so that the output does not depend on set order.
+    components = {k: components[k] for k in document["components"] if k in components}
     info = dict(document["info"])
     info["description"] = (
         f"{info.get('description', '')} (subset served by the embedded RunPod, extracted from "

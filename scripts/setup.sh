@@ -41,3 +41,7 @@ fi
 if [ "$extra" = test ] && [ ! -f .venv/share/jupyter/labextensions/runpod-jupyter/package.json ]; then
   echo "setup: the Lab extension was not built (js/ needs node >= 20.19 and the npm registry); the browser tests will fail" >&2
 fi
+if [ "$extra" = test ]; then
+  # The runpod SDK 2.0 release the conformance tests run beside .venv's, in its own cached venv.
+  .venv/bin/python scripts/sdk_env.py >/dev/null || echo "setup: the runpod SDK 2.0 environment could not be built; its conformance tests will fail" >&2
+fi

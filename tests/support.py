@@ -58,20 +58,30 @@ def worker_project(root: Path, source: str) -> Path:
 
 
 def deploy(client, root: Path, source: str, *, wait_idle: bool = True, template_env: dict | None = None, **settings: Any):
-    """Template + endpoint for a handler source; returns (EndpointSpec, Endpoint API)."""
-    from runpod_jupyter.api import EndpointSpec, TemplateSpec
+    """An endpoint (REST v2: it carries its image and env) for a handler source; returns
+    (EndpointSpec, Endpoint API)."""
+    from runpod_jupyter.api import EndpointSpec
 
     project = worker_project(root, source)
     name = f"t-{uuid.uuid4().hex[:8]}"
-    template = client.save_template(
-        TemplateSpec(name=name, image_name=f"local:{project}", env=template_env or {})
-    )
     fields = {"gpu_ids": ("ADA_24",), "workers_max": 2, **settings}
-    spec = client.save_endpoint(EndpointSpec(name=name, template_id=template.id, **fields))
+    spec = client.save_endpoint(EndpointSpec(name=name, image=f"local:{project}", env=template_env or {}, **fields))
     api = client.endpoint(spec.id)
     if wait_idle:
         wait_for(lambda: api.health().workers.idle >= 1, what="an idle worker")
     return spec, api
+
+
+def deployment_on(settings, spec, backend: str):
+    """A :class:`Deployment` handle on ``spec`` through ``backend``'s code path: for "cloud", the
+    cloud's, with the embedded RunPod behind ``settings`` standing in for RunPod."""
+    from runpod_jupyter.config import Settings
+    from runpod_jupyter.deployment import Deployment
+
+    if backend == "cloud":
+        settings = Settings(backend="cloud", rest_base=settings.rest_base, graphql_url=settings.graphql_url,
+                            api_key=settings.api_key, key_source="test")
+    return Deployment(name=spec.name, endpoint_id=spec.id, backend=backend, settings=settings)
 
 
 def local_get(instance, path: str, **params: Any) -> Any:

@@ -184,7 +184,11 @@ export class SidebarModel extends VDomModel {
         ),
       r =>
         `Deleted ${endpoint.name}` +
-        (r.templateDeleted ? ' and its template.' : `; its template stays (${r.templateError}).`)
+        (r.templateError
+          ? `; its template stays (${r.templateError}).`
+          : r.templateDeleted
+            ? ' and its template.'
+            : '.')
     );
   }
 

@@ -289,9 +289,30 @@ function Endpoint({
             {p.id}
             {p.memoryGb !== null && ` · ${p.memoryGb} GB`}
             {p.pricePerHour !== null && ` · ${money(p.pricePerHour)}/h`}
+            {e.stock?.[p.id] && (
+              <span
+                className={`rp-Stock rp-mod-${e.stock[p.id].toLowerCase()}`}
+                data-stock={e.stock[p.id]}
+                title="GPU stock now"
+              >
+                {' · '}
+                {e.stock[p.id]}
+              </span>
+            )}
           </span>
         ))}
       </div>
+      {e.rollout && (
+        <div
+          className="rp-Rollout"
+          data-in-progress={String(e.rollout.inProgress)}
+          title={e.rollout.changed.length ? `changed ${e.rollout.changed.join(', ')}` : undefined}
+        >
+          {e.rollout.summary || `release ${e.rollout.version}`}
+          {e.rollout.inProgress && ' · rolling out'}
+          {!!e.stale && <span className="rp-Stale">{` · ${e.stale} stale`}</span>}
+        </div>
+      )}
       {e.error && <div className="rp-Banner rp-mod-error">{e.error}</div>}
       {e.findings.length > 0 && (
         <ul className="rp-Findings">

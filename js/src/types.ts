@@ -58,6 +58,21 @@ export interface IWorker {
   exitCode: number | null;
   reason: string | null;
   crashes: number;
+  /** Runs an earlier release than the endpoint's (REST v2 `isStale`). */
+  stale?: boolean;
+}
+
+export type StockLevel = 'HIGH' | 'MEDIUM' | 'LOW' | 'NONE' | 'unknown';
+
+/** The newest release and how far it has reached (REST v2 `/releases`). */
+export interface IRollout {
+  version: number;
+  summary: string;
+  inProgress: boolean;
+  workersOnLatest: number;
+  workersTotal: number;
+  percentOnLatest: number;
+  changed: string[];
 }
 
 export interface IEndpoint {
@@ -77,6 +92,10 @@ export interface IEndpoint {
   workers: IWorker[] | null;
   findings: IFinding[];
   error: string | null;
+  rollout: IRollout | null;
+  stale: number | null;
+  /** GPU stock of the endpoint's own pools. */
+  stock: Record<string, StockLevel> | null;
 }
 
 export interface IBackend {

@@ -1,4 +1,5 @@
-"""The RunPod wire: REST job API and GraphQL management API, sync and async, on httpx.
+"""The RunPod wire: the job API, REST API v2 for management and GraphQL for what v2 lacks, sync
+and async, on httpx.
 
 Knows nothing of Jupyter. ``Client``/``AsyncClient`` take a :class:`~runpod_jupyter.config.Settings`
 (or resolve one from the backend choice), so the same code talks to the cloud and to the
@@ -24,9 +25,11 @@ from .models import (
     TemplateSpec,
     WorkerCounts,
 )
+from .observed import LogLine, Release, Releases, Rollout, WorkerInfo, Workers
 
 __all__ = [
     "AsyncClient", "Client", "Endpoint", "RetryPolicy", "GPU_POOLS", "Account", "EndpointSpec",
     "GpuPool", "GpuType", "Health", "JobState", "JobCounts", "JobStatus", "NetworkVolume", "Policy",
-    "RegistryAuth", "TemplateSpec", "WorkerCounts",
+    "RegistryAuth", "TemplateSpec", "WorkerCounts", "LogLine", "Release", "Releases", "Rollout", "WorkerInfo",
+    "Workers",
 ]

@@ -122,35 +122,90 @@ def _host(url: str) -> str:
 
 
 def check_status(reply: Reply, *, what: str) -> Any:
-    """Map an HTTP error status to the exception tree; return the decoded JSON body otherwise."""
+    """Map an HTTP error status to the exception tree; return the decoded JSON body otherwise.
+    RunPod's ``x-request-id`` goes into the message, so a user can quote it to support."""
     body = reply.json()
+    quote = _request_id(reply)
     if reply.status in (401, 403):
         raise errors.AuthenticationError(
-            f"RunPod refused the API key while trying to {what} ({reply.status}).",
+            f"RunPod refused the API key while trying to {what} ({reply.status}{quote}).",
             status=reply.status,
             hint="Check the key (RUNPOD_API_KEY, %runpod_config api_key, or "
             "~/.runpod/config.toml); it needs read/write access to serverless.",
         )
     if reply.status >= 500:
         raise errors.ServerError(
-            f"RunPod failed while trying to {what} ({reply.status}).",
+            f"RunPod failed while trying to {what} ({reply.status}{quote}).",
             status=reply.status,
             body=body,
-            hint="This is on RunPod's side; retry in a minute, and check status.runpod.io.",
+            hint="This is on RunPod's side; retry in a minute, and check status.runpod.io"
+            + (" (quote the request id to RunPod support if it persists)." if quote else "."),
         )
     if reply.status >= 400:
         detail = _message(body) or reply.content[:200].decode(errors="replace")
         raise errors.ApiError(
-            f"RunPod rejected the request to {what} ({reply.status}): {detail}",
+            f"RunPod rejected the request to {what} ({reply.status}{quote}): {detail}",
             status=reply.status,
             body=body,
         )
     return body
 
 
+def _request_id(reply: Reply) -> str:
+    """``", request id X"`` when RunPod named the request (REST v2 always does), else ``""``."""
+    rid = reply.headers.get("x-request-id", "").strip()
+    return f", request id {rid[:80]}" if rid else ""
+
+
 def _message(body: Any) -> str | None:
+    """The readable part of an error body: the job API's ``error``, problem+json's ``detail``
+    with the validation ``errors`` it lists."""
     if isinstance(body, dict):
         for key in ("error", "message", "detail"):
             if isinstance(body.get(key), str):
-                return body[key]
+                found = [str(e) for e in body.get("errors") or [] if isinstance(e, str)]
+                return body[key] + (" [" + "; ".join(found[:5]) + "]" if found else "")
     return None
+
+
+class RatePacer:
+    """Slows a client down *before* RunPod answers 429, from the ``RateLimit`` header its REST v2
+    sends on every authenticated answer (``"minute";r=0;t=12, "hour";r=2800;t=1812``): when a
+    window has no requests left, the next request to that host waits until the window resets."""
+
+    def __init__(self, max_wait: float = 60.0) -> None:
+        self.max_wait = max_wait
+        self._resume_at: dict[str, float] = {}
+
+    def observe(self, url: str, headers: dict[str, str], now: float) -> None:
+        value = headers.get("ratelimit")
+        if not value:
+            return
+        waits = [reset for remaining, reset in parse_ratelimit(value) if remaining <= 0]
+        if waits:
+            self._resume_at[_host(url)] = now + min(max(waits), self.max_wait)
+
+    def delay(self, url: str, now: float) -> float:
+        """Seconds to wait before sending to ``url``'s host (0 when its budget has room)."""
+        resume = self._resume_at.get(_host(url))
+        if resume is None:
+            return 0.0
+        if resume <= now:
+            del self._resume_at[_host(url)]
+            return 0.0
+        return resume - now
+
+
+def parse_ratelimit(value: str) -> list[tuple[int, float]]:
+    """``(remaining, seconds to reset)`` per window of a ``RateLimit`` header; unreadable members
+    are skipped (a header a client cannot read must not stop it)."""
+    windows = []
+    for member in value.split(","):
+        params = dict(
+            part.strip().split("=", 1) for part in member.split(";")[1:] if "=" in part
+        )
+        try:
+            windows.append((int(params["r"]), max(0.0, float(params["t"]))))
+        except (KeyError, ValueError):
+            continue
+    return windows

@@ -17,9 +17,10 @@ from .. import errors
 from .._version import __version__
 from ..config import Settings
 from ..connect import connect
-from . import graphql, rest
-from ._wire import Emit, Program, Reply, Request, RetryPolicy, Sleep
+from . import graphql, rest, v2
+from ._wire import Emit, Program, RatePacer, Reply, Request, RetryPolicy, Sleep, check_status
 from .models import EndpointSpec, Policy, TemplateSpec
+from .observed import LogLine, parse_sse
 
 # `import runpod` sets the root logger to INFO (logging.basicConfig), after which httpx would log
 # every request a widget poller makes into the notebook. Quiet unless someone chose a level.
@@ -36,16 +37,17 @@ class Endpoint:
     """The job API of one endpoint. On an ``AsyncClient`` every method returns an awaitable
     (and ``stream`` an async iterator)."""
 
-    def __init__(self, client: _ClientBase, endpoint_id: str) -> None:
+    def __init__(self, client: _ClientBase, endpoint_id: str, *, request_urls: dict[str, str] | None = None) -> None:
         self._client = client
         self.id = endpoint_id
+        self._job_base = job_base(request_urls or {}, endpoint_id)
 
     def __repr__(self) -> str:
         return f"Endpoint({self.id!r}, backend={self._client.settings.backend!r})"
 
     @property
     def _base(self) -> str:
-        return self._client.settings.rest_base
+        return self._job_base or self._client.settings.rest_base
 
     def run(
         self,
@@ -109,6 +111,7 @@ class _ClientBase:
     ) -> None:
         self.settings = settings or connect(backend, api_key)
         self.retry = retry or RetryPolicy()
+        self.pacer = RatePacer()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(backend={self.settings.backend!r}, rest_base={self.settings.rest_base!r})"
@@ -127,7 +130,7 @@ class _ClientBase:
             "url": step.url,
             "content": step.body,
             "params": step.params or None,
-            "headers": {**self._headers(), "Content-Type": "application/json"},
+            "headers": {**self._headers(), **({"Content-Type": "application/json"} if step.body is not None else {})},
             "timeout": step.timeout if step.timeout is not None else httpx.USE_CLIENT_DEFAULT,
         }
 
@@ -142,62 +145,99 @@ class _ClientBase:
         raise NotImplementedError
 
     # -- job API ---------------------------------------------------------------------------
-    def endpoint(self, endpoint_id: str) -> Endpoint:
-        return Endpoint(self, endpoint_id)
+    def endpoint(self, endpoint_id: str, *, request_urls: dict[str, str] | None = None) -> Endpoint:
+        """The job API of an endpoint: at the ``requestUrls`` REST v2 gave for it when known, else
+        at the backend's job API base."""
+        return Endpoint(self, endpoint_id, request_urls=request_urls)
 
-    # -- management API (GraphQL) -----------------------------------------------------------
+    # -- management API (REST v2) -----------------------------------------------------------
+    @property
+    def _v2(self) -> str:
+        return self.settings.manage_base
+
+    def list_endpoints(self) -> Any:
+        return self._call(v2.list_endpoints(self._v2, self.retry))
+
+    def get_endpoint(self, endpoint_id: str) -> Any:
+        """The endpoint, or None when the account has none with that id."""
+        return self._call(v2.get_endpoint(self._v2, endpoint_id, self.retry))
+
+    def save_endpoint(self, endpoint: EndpointSpec) -> Any:
+        """Create (no id), or update every setting (with an id: a new release, which rolls)."""
+        if endpoint.id:
+            return self._call(v2.update_endpoint(self._v2, endpoint, self.retry))
+        return self._call(v2.create_endpoint(self._v2, endpoint, self.retry))
+
+    def delete_endpoint(self, endpoint_id: str) -> Any:
+        return self._call(v2.delete_endpoint(self._v2, endpoint_id, self.retry))
+
+    def workers(self, endpoint_id: str) -> Any:
+        """:class:`~.observed.Workers`: each worker's state and whether it runs an older release."""
+        return self._call(v2.workers(self._v2, endpoint_id, self.retry))
+
+    def releases(self, endpoint_id: str) -> Any:
+        """:class:`~.observed.Releases`: history newest first, with the rollout's progress."""
+        return self._call(v2.releases(self._v2, endpoint_id, self.retry))
+
+    def list_templates(self) -> Any:
+        return self._call(v2.list_templates(self._v2, self.retry))
+
+    def save_template(self, template: TemplateSpec) -> Any:
+        return self._call(v2.create_template(self._v2, template, self.retry))
+
+    def delete_template(self, template_id: str) -> Any:
+        """By id (REST v2 deletes templates by id, not by name)."""
+        return self._call(v2.delete_template(self._v2, template_id, self.retry))
+
+    def gpu_catalog(self) -> Any:
+        return self._call(v2.gpu_catalog(self._v2, self.retry))
+
+    def serverless_billing(self, **query: str) -> Any:
+        return self._call(v2.serverless_billing(self._v2, self.retry, **query))
+
+    # -- management API (GraphQL: what REST v2 lacks, and older calls) ------------------------
     @property
     def _gql(self) -> str:
         return self.settings.graphql_url
 
-    def list_endpoints(self) -> Any:
-        return self._call(graphql.list_endpoints(self._gql, self.retry))
-
-    def get_endpoint(self, endpoint_id: str) -> Any:
-        return self._call(graphql.get_endpoint(self._gql, endpoint_id, self.retry))
-
-    def list_templates(self) -> Any:
-        return self._call(graphql.list_templates(self._gql, self.retry))
-
-    def save_template(self, template: TemplateSpec) -> Any:
-        return self._call(graphql.save_template(self._gql, template, self.retry))
-
-    def save_endpoint(self, endpoint: EndpointSpec) -> Any:
-        return self._call(graphql.save_endpoint(self._gql, endpoint, self.retry))
-
-    def delete_endpoint(self, endpoint_id: str) -> Any:
-        return self._call(graphql.delete_endpoint(self._gql, endpoint_id, self.retry))
-
-    def delete_template(self, template_name: str) -> Any:
-        return self._call(graphql.delete_template(self._gql, template_name, self.retry))
-
     def create_network_volume(self, name: str, size_gb: int, data_center_id: str) -> Any:
-        return self._call(graphql.create_network_volume(self._gql, name, size_gb, data_center_id, self.retry))
+        return self._call(v2.create_network_volume(self._v2, name, size_gb, data_center_id, self.retry))
 
     def list_network_volumes(self) -> Any:
-        return self._call(graphql.list_network_volumes(self._gql, self.retry))
+        return self._call(v2.list_network_volumes(self._v2, self.retry))
 
     def gpu_types(self) -> Any:
-        return self._call(graphql.gpu_types(self._gql, self.retry))
+        return self._call(v2.gpu_types(self._v2, self.retry))
 
     def gpu_stock(self) -> Any:
-        """Stock per serverless pool: ``{"ADA_24": "HIGH", "AMPERE_80": "NONE", ...}``."""
-        return self._call(graphql.gpu_stock(self._gql, self.retry))
+        """Stock per serverless pool: ``{"ADA_24": "HIGH", "AMPERE_80": "NONE", ...}`` (REST v2's catalog)."""
+        return self._call(v2.gpu_stock(self._v2, self.retry))
 
     def account(self) -> Any:
         return self._call(graphql.account(self._gql, self.retry))
 
     def save_registry_auth(self, name: str, username: str, password: str) -> Any:
-        return self._call(graphql.save_registry_auth(self._gql, name, username, password, self.retry))
+        return self._call(v2.create_registry(self._v2, name, username, password, self.retry))
 
     def update_registry_auth(self, auth_id: str, username: str, password: str) -> Any:
+        """GraphQL: REST v2 registries have no update."""
         return self._call(graphql.update_registry_auth(self._gql, auth_id, username, password, self.retry))
 
     def list_registry_auths(self) -> Any:
-        return self._call(graphql.list_registry_auths(self._gql, self.retry))
+        return self._call(v2.list_registries(self._v2, self.retry))
 
     def delete_registry_auth(self, auth_id: str) -> Any:
-        return self._call(graphql.delete_registry_auth(self._gql, auth_id, self.retry))
+        return self._call(v2.delete_registry(self._v2, auth_id, self.retry))
+
+
+def job_base(request_urls: dict[str, str], endpoint_id: str) -> str | None:
+    """The job API base that REST v2's ``requestUrls`` point at (``.../v2`` from
+    ``.../v2/{id}/run``), or None when they are missing or shaped otherwise."""
+    run = request_urls.get("run", "")
+    suffix = f"/{endpoint_id}/run"
+    if run.startswith(("https://", "http://")) and run.endswith(suffix):
+        return run.removesuffix(suffix)
+    return None
 
 
 def _user_agent() -> str:
@@ -210,7 +250,7 @@ STOCK_RETRY = RetryPolicy(attempts=2, base_delay=0.2, max_delay=1.0, max_retry_a
 
 def read_stock(settings: Settings, *, timeout: float = 10.0) -> dict[str, str] | None:
     """Stock per pool on the backend ``settings`` point at (cloud or embedded RunPod, the same
-    GraphQL), or None when it cannot be read: unknown stock is no reason to stop anything."""
+    REST v2 catalog), or None when it cannot be read: unknown stock is no reason to stop anything."""
     try:
         with Client(settings, retry=STOCK_RETRY, timeout=timeout) as client:
             return dict(client.gpu_stock())
@@ -246,9 +286,15 @@ class Client(_ClientBase):
         self.close()
 
     def _perform(self, step: Any) -> Any:
-        """Do one step's I/O; the value goes back into the program."""
+        """Do one step's I/O; the value goes back into the program. A host whose ``RateLimit``
+        says its window is spent is waited for first, instead of being sent into a 429."""
         if isinstance(step, Request):
-            return self._reply(self._http.request(**self._request_args(step)))
+            pause = self.pacer.delay(step.url, time.monotonic())
+            if pause:
+                time.sleep(pause)
+            reply = self._reply(self._http.request(**self._request_args(step)))
+            self.pacer.observe(step.url, reply.headers, time.monotonic())
+            return reply
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
             return None
@@ -282,6 +328,53 @@ class Client(_ClientBase):
 
     def _iter(self, program: Program) -> Iterator[Any]:
         return self._drive(program, [])
+
+    def worker_logs(
+        self,
+        endpoint_id: str,
+        worker_id: str,
+        *,
+        source: str | None = None,
+        tail: int | None = 100,
+        since: str | None = None,
+        last_event_id: str | None = None,
+        follow: bool = False,
+        idle: float = 1.0,
+        timeout: float | None = None,
+    ) -> Iterator[LogLine]:
+        """A worker's log lines from REST v2's event stream. Without ``follow``, the lines logged so
+        far: the stream is left once it has been quiet for ``idle`` seconds. With ``follow``, new
+        lines as they come until the worker exits or ``timeout`` seconds pass; a dropped stream
+        is resumed after the last line seen (``Last-Event-ID``), so no line comes twice."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = last_event_id
+        for _attempt in range(self.retry.attempts if follow else 1):
+            step = v2.log_request(self.settings.manage_base, endpoint_id, worker_id, source=source,
+                                  tail=0 if last else tail, since=None if last else since)
+            headers = {**self._headers(), "Accept": "text/event-stream"}
+            if last:
+                headers["Last-Event-ID"] = last
+            remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
+            read = idle if not follow else (30.0 if remaining is None else min(30.0, remaining))
+            try:
+                with self._http.stream("GET", step.url, params=step.params, headers=headers,
+                                       timeout=httpx.Timeout(30.0, read=read)) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        check_status(self._reply(response), what="read a worker's logs")
+                    for line in parse_sse(response.iter_lines(), worker_id):
+                        last = line.id or last
+                        yield line
+                        if deadline is not None and time.monotonic() > deadline:
+                            return
+                return  # the worker exited and every line was sent
+            except httpx.ReadTimeout:
+                if not follow or (deadline is not None and time.monotonic() >= deadline):
+                    return
+            except httpx.TransportError as exc:
+                if not follow:
+                    raise errors.TransportError(f"Could not read worker {worker_id}'s log: {type(exc).__name__}.") from exc
+                time.sleep(self.retry.backoff(_attempt))
 
 
 class AsyncClient(_ClientBase):
@@ -318,7 +411,12 @@ class AsyncClient(_ClientBase):
 
     async def _perform(self, step: Any) -> Any:
         if isinstance(step, Request):
-            return self._reply(await self._http.request(**self._request_args(step)))
+            pause = self.pacer.delay(step.url, time.monotonic())
+            if pause:
+                await asyncio.sleep(pause)
+            reply = self._reply(await self._http.request(**self._request_args(step)))
+            self.pacer.observe(step.url, reply.headers, time.monotonic())
+            return reply
         if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
             return None

@@ -1,4 +1,6 @@
-"""Management API programs (GraphQL at api.runpod.io/graphql).
+"""GraphQL programs (api.runpod.io/graphql), for what REST v2 lacks: the live balance and spend
+rate, and updating a registry login. Reading an endpoint and GPU stock the GraphQL way stay
+for comparison (``benchmarks/cloud_refresh.py`` measures what v2 saves).
 
 Every value travels as a GraphQL *variable*, never pasted into the query text, so names with
 quotes, backslashes or newlines round-trip untouched. Only fields that exist on RunPod are asked
@@ -15,10 +17,7 @@ from ._wire import Program, Request, RetryPolicy, check_status, encode_json, sen
 from .models import (
     Account,
     EndpointSpec,
-    GpuType,
-    NetworkVolume,
     RegistryAuth,
-    TemplateSpec,
 )
 from .stock import pool_levels
 
@@ -31,37 +30,17 @@ ENDPOINT_FIELDS = (
     "networkVolumeId locations gpuCount flashBootType executionTimeoutMs"
 )
 
-LIST_ENDPOINTS = f"query Endpoints {{ myself {{ endpoints {{ {ENDPOINT_FIELDS} template {{ {TEMPLATE_FIELDS} }} }} }} }}"
 GET_ENDPOINT = (
     f"query Endpoint($id: String!) {{ myself {{ endpoint(id: $id) {{ {ENDPOINT_FIELDS} "
     f"template {{ {TEMPLATE_FIELDS} }} }} }} }}"
-)
-LIST_TEMPLATES = f"query Templates {{ myself {{ podTemplates {{ {TEMPLATE_FIELDS} }} }} }}"
-SAVE_TEMPLATE = f"mutation SaveTemplate($input: SaveTemplateInput!) {{ saveTemplate(input: $input) {{ {TEMPLATE_FIELDS} }} }}"
-SAVE_ENDPOINT = f"mutation SaveEndpoint($input: EndpointInput!) {{ saveEndpoint(input: $input) {{ {ENDPOINT_FIELDS} }} }}"
-DELETE_ENDPOINT = "mutation DeleteEndpoint($id: String!) { deleteEndpoint(id: $id) }"
-DELETE_TEMPLATE = "mutation DeleteTemplate($templateName: String!) { deleteTemplate(templateName: $templateName) }"
-CREATE_NETWORK_VOLUME = (
-    "mutation CreateNetworkVolume($input: CreateNetworkVolumeInput!) "
-    "{ createNetworkVolume(input: $input) { id name size dataCenterId } }"
-)
-LIST_NETWORK_VOLUMES = "query NetworkVolumes { myself { networkVolumes { id name size dataCenterId } } }"
-GPU_TYPES = (
-    "query GpuTypes { gpuTypes { id displayName memoryInGb secureCloud communityCloud "
-    "securePrice communityPrice } }"
 )
 GPU_STOCK = (
     "query GpuStock($gpuCount: Int) { gpuTypes { id lowestPrice(input: {gpuCount: $gpuCount}) { stockStatus } } }"
 )
 ACCOUNT = "query Account { myself { clientBalance currentSpendPerHr } }"
-SAVE_REGISTRY_AUTH = (
-    "mutation SaveRegistryAuth($input: SaveRegistryAuthInput!) { saveRegistryAuth(input: $input) { id name } }"
-)
 UPDATE_REGISTRY_AUTH = (
     "mutation UpdateRegistryAuth($input: UpdateRegistryAuthInput!) { updateRegistryAuth(input: $input) { id name } }"
 )
-LIST_REGISTRY_AUTHS = "query RegistryAuths { myself { containerRegistryCreds { id name } } }"
-DELETE_REGISTRY_AUTH = "mutation DeleteRegistryAuth($id: String!) { deleteRegistryAuth(registryAuthId: $id) }"
 
 
 def execute(
@@ -86,72 +65,11 @@ def execute(
     return payload.get("data") or {}
 
 
-def list_endpoints(url: str, retry: RetryPolicy) -> Program:
-    data = yield from execute(url, LIST_ENDPOINTS, None, retry, what="list endpoints")
-    return [EndpointSpec.from_wire(e) for e in (data.get("myself") or {}).get("endpoints") or []]
-
-
 def get_endpoint(url: str, endpoint_id: str, retry: RetryPolicy) -> Program:
     """One endpoint with its template, or None when the account has no such endpoint."""
     data = yield from execute(url, GET_ENDPOINT, {"id": endpoint_id}, retry, what="read an endpoint")
     found = (data.get("myself") or {}).get("endpoint")
     return EndpointSpec.from_wire(found) if found else None
-
-
-def list_templates(url: str, retry: RetryPolicy) -> Program:
-    data = yield from execute(url, LIST_TEMPLATES, None, retry, what="list templates")
-    return [TemplateSpec.from_wire(t) for t in (data.get("myself") or {}).get("podTemplates") or []]
-
-
-def save_template(url: str, template: TemplateSpec, retry: RetryPolicy) -> Program:
-    what = "update the template" if template.id else "create a template"
-    data = yield from execute(
-        url, SAVE_TEMPLATE, {"input": template.to_input()}, retry, what=what, idempotent=bool(template.id)
-    )
-    return TemplateSpec.from_wire(data["saveTemplate"])
-
-
-def save_endpoint(url: str, endpoint: EndpointSpec, retry: RetryPolicy) -> Program:
-    """Create, or with ``id`` update (a new release: RunPod rolls the workers)."""
-    what = "update the endpoint" if endpoint.id else "create an endpoint"
-    data = yield from execute(
-        url, SAVE_ENDPOINT, {"input": endpoint.to_input()}, retry, what=what, idempotent=bool(endpoint.id)
-    )
-    return EndpointSpec.from_wire(data["saveEndpoint"])
-
-
-def delete_endpoint(url: str, endpoint_id: str, retry: RetryPolicy) -> Program:
-    yield from execute(url, DELETE_ENDPOINT, {"id": endpoint_id}, retry, what="delete the endpoint")
-    return None
-
-
-def delete_template(url: str, template_name: str, retry: RetryPolicy) -> Program:
-    yield from execute(
-        url, DELETE_TEMPLATE, {"templateName": template_name}, retry, what="delete the template"
-    )
-    return None
-
-
-def create_network_volume(url: str, name: str, size_gb: int, data_center_id: str, retry: RetryPolicy) -> Program:
-    data = yield from execute(
-        url,
-        CREATE_NETWORK_VOLUME,
-        {"input": {"name": name, "size": int(size_gb), "dataCenterId": data_center_id}},
-        retry,
-        what="create a network volume",
-        idempotent=False,
-    )
-    return NetworkVolume.from_wire(data["createNetworkVolume"])
-
-
-def list_network_volumes(url: str, retry: RetryPolicy) -> Program:
-    data = yield from execute(url, LIST_NETWORK_VOLUMES, None, retry, what="list network volumes")
-    return [NetworkVolume.from_wire(v) for v in (data.get("myself") or {}).get("networkVolumes") or []]
-
-
-def gpu_types(url: str, retry: RetryPolicy) -> Program:
-    data = yield from execute(url, GPU_TYPES, None, retry, what="list GPU types")
-    return [GpuType.from_wire(g) for g in data.get("gpuTypes") or []]
 
 
 def gpu_stock(url: str, retry: RetryPolicy, gpu_count: int = 1) -> Program:
@@ -167,12 +85,6 @@ def account(url: str, retry: RetryPolicy) -> Program:
         client_balance=float(me.get("clientBalance") or 0.0),
         current_spend_per_hr=float(me.get("currentSpendPerHr") or 0.0),
     )
-
-
-def save_registry_auth(url: str, name: str, username: str, password: str, retry: RetryPolicy) -> Program:
-    """Register registry credentials with RunPod so workers can pull a private image."""
-    given = {"name": name, "username": username, "password": password}
-    return (yield from _registry_auth(url, SAVE_REGISTRY_AUTH, given, retry, "save", idempotent=False))
 
 
 def update_registry_auth(url: str, auth_id: str, username: str, password: str, retry: RetryPolicy) -> Program:
@@ -192,12 +104,3 @@ def _registry_auth(url: str, mutation: str, given: dict[str, str], retry: RetryP
     return RegistryAuth(id=got["id"], name=got.get("name") or given.get("name", ""))
 
 
-def list_registry_auths(url: str, retry: RetryPolicy) -> Program:
-    data = yield from execute(url, LIST_REGISTRY_AUTHS, None, retry, what="list registry credentials")
-    creds = (data.get("myself") or {}).get("containerRegistryCreds") or []
-    return [RegistryAuth(id=c["id"], name=c.get("name") or "") for c in creds]
-
-
-def delete_registry_auth(url: str, auth_id: str, retry: RetryPolicy) -> Program:
-    yield from execute(url, DELETE_REGISTRY_AUTH, {"id": auth_id}, retry, what="delete registry credentials")
-    return None

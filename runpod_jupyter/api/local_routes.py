@@ -1,7 +1,8 @@
 """Reading the embedded RunPod's local-only routes: per-worker states, logs, job timelines.
 
-These routes do not exist in the cloud (RunPod has no public logs or worker-list API), so every
-caller treats ``None`` as "not available on this backend".
+These routes do not exist in the cloud (what RunPod does publish, its REST API v2's workers and
+worker logs, is read through the client on both backends), so every caller treats ``None`` as
+"not available on this backend".
 """
 
 from __future__ import annotations

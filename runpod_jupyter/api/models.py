@@ -277,6 +277,14 @@ class EndpointSpec:
     execution_timeout_ms: int | None = None
     id: str | None = None
     template: TemplateSpec | None = None
+    #: The container it runs. REST v2 keeps these on the endpoint itself (GraphQL: on its template).
+    image: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    container_disk_gb: int | None = None
+    docker_args: str = ""
+    registry_auth_id: str | None = None
+    #: Where its jobs go (REST v2's ``requestUrls``); compared by nobody, told by RunPod.
+    request_urls: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def saved_id(self) -> str:
@@ -332,6 +340,75 @@ class EndpointSpec:
     def with_changes(self, **changes: Any) -> EndpointSpec:
         return replace(self, **changes)
 
+    def __repr__(self) -> str:  # env values may be secrets: keys only
+        return (
+            f"EndpointSpec(id={self.id!r}, name={self.name!r}, gpu_ids={self.gpu_ids!r}, "
+            f"workers={self.workers_min}..{self.workers_max}, image={self.image or self.template_id!r}, "
+            f"env_keys={sorted(self.env)!r})"
+        )
+
+    # -- REST API v2 ------------------------------------------------------------------------------
+    def to_v2(self, *, create: bool) -> dict[str, Any]:
+        """The body of ``POST /v2/serverless`` (``create``) or ``PATCH /v2/serverless/{id}``:
+        every setting stated, so a PATCH puts an earlier release back exactly."""
+        scaling: dict[str, Any] = (
+            {"type": "REQUEST_COUNT", "requestCount": max(1, int(self.scaler_value))}
+            if self.scaler_type == "REQUEST_COUNT"
+            else {"type": "QUEUE_DELAY", "queueDelay": max(0.5, float(self.scaler_value))}
+        )
+        workers: dict[str, Any] = {"min": self.workers_min, "max": self.workers_max}
+        if scaling["type"] == "QUEUE_DELAY":  # v2 refuses idleTimeout beside requestCount scaling
+            workers["idleTimeout"] = min(3600, max(1, int(self.idle_timeout)))
+        body: dict[str, Any] = {
+            "name": self.name,
+            "gpu": {"pools": list(self.gpu_ids), "count": self.gpu_count},
+            "workers": workers,
+            "scaling": scaling,
+            "networkVolumes": [self.network_volume_id] if self.network_volume_id else [],
+            "dataCenterIds": [p.strip() for p in (self.locations or "").split(",") if p.strip()],
+            "flashboot": "FLASHBOOT" if self.flashboot else "OFF",
+        }
+        container: dict[str, Any] = {
+            "env": dict(self.env), "args": self.docker_args, "registry": self.registry_auth_id,
+            "disk": self.container_disk_gb,
+        }
+        if self.image or not create:  # its own container, every setting stated
+            container["image"] = self.image or None
+            body.update({k: v for k, v in container.items() if v is not None or k == "registry"})
+        elif self.template_id:  # from a template: only what overrides it (env merges per key)
+            body["templateId"] = self.template_id
+            body.update({k: v for k, v in container.items() if v})
+        if self.execution_timeout_ms:
+            body["timeout"] = int(self.execution_timeout_ms)
+        if create:
+            body["type"] = "QUEUE"
+        return body
+
+    @classmethod
+    def from_v2(cls, data: dict[str, Any]) -> EndpointSpec:
+        """An ``Endpoint`` as REST v2 returns it."""
+        gpu = data.get("gpu") or {}
+        workers = data.get("workers") or {}
+        scaling = data.get("scaling") or {}
+        scaler = str(scaling.get("type") or "QUEUE_DELAY")
+        value = scaling.get("requestCount" if scaler == "REQUEST_COUNT" else "queueDelay") or 4
+        volumes = [str(v) for v in data.get("networkVolumes") or []]
+        return cls(
+            id=data.get("id"), name=str(data.get("name") or ""),
+            gpu_ids=tuple(str(p) for p in gpu.get("pools") or ()), gpu_count=int(gpu.get("count") or 1),
+            workers_min=int(workers.get("min") or 0), workers_max=int(workers.get("max") or 0),
+            idle_timeout=int(workers.get("idleTimeout") or 0), scaler_type=scaler,
+            scaler_value=round(float(value)),
+            network_volume_id=volumes[0] if volumes else None,
+            locations=",".join(data.get("dataCenterIds") or []) or None,
+            flashboot=data.get("flashboot") in ("FLASHBOOT", "PRIORITY_FLASHBOOT"),
+            execution_timeout_ms=data.get("timeout"),
+            image=str(data.get("image") or ""), env={str(k): str(v) for k, v in (data.get("env") or {}).items()},
+            container_disk_gb=data.get("disk"), docker_args=str(data.get("args") or ""),
+            registry_auth_id=data.get("registry") or None,
+            request_urls={str(k): str(v) for k, v in (data.get("requestUrls") or {}).items()},
+        )
+
 
 @dataclass(frozen=True)
 class GpuType:
@@ -355,6 +432,16 @@ class GpuType:
             community_price=data.get("communityPrice"),
         )
 
+    @classmethod
+    def from_v2(cls, data: dict[str, Any]) -> GpuType:
+        """A REST v2 catalog ``GpuType``."""
+        price = data.get("price") or {}
+        return cls(
+            id=str(data["id"]), display_name=str(data.get("name") or data["id"]), memory_in_gb=int(data.get("memory") or 0),
+            secure_cloud=bool(data.get("secure", True)), community_cloud=bool(data.get("community", True)),
+            secure_price=price.get("secure"), community_price=price.get("community"),
+        )
+
 
 @dataclass(frozen=True)
 class NetworkVolume:
@@ -369,7 +456,7 @@ class NetworkVolume:
             id=data["id"],
             name=data.get("name") or "",
             size=int(data.get("size") or 0),
-            data_center_id=data.get("dataCenterId") or "",
+            data_center_id=data.get("dataCenterId") or data.get("dataCenter") or "",
         )
 
 

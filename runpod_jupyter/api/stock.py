@@ -37,6 +37,20 @@ def pool_levels(gpu_types: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return out
 
 
+def catalog_levels(gpus: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """REST v2 ``GET /v2/catalog/gpus?include=AVAILABILITY&product=SERVERLESS`` rows (``pool``,
+    ``availability``) → the level per pool, the best of its GPU types."""
+    out: dict[str, str] = {}
+    for row in gpus:
+        pool = row.get("pool")
+        if not pool:
+            continue
+        level = level_of(row.get("availability"))
+        if pool not in out or LEVELS.index(level) > LEVELS.index(out[pool]):
+            out[str(pool)] = level
+    return out
+
+
 def at_least(level: str | None, floor: str) -> bool:
     """Whether ``level`` is ``floor`` or better (an unknown level is not)."""
     return level in LEVELS and LEVELS.index(level) >= LEVELS.index(floor)

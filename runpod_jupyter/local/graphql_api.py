@@ -16,6 +16,7 @@ from ..api.models import GPU_POOLS
 from ..errors import ControlPlaneError
 from .engine import Engine
 from .stock import stock_status
+from .v2.account import ssh_keys
 
 SDL = """
 scalar Void
@@ -239,7 +240,7 @@ class ManagementAPI:
         return {
             "id": "user_local",
             "email": "local@runpod-jupyter",
-            "pubKey": "",
+            "pubKey": "\n".join(ssh_keys(engine.store)),  # what PUT /v2/account/ssh-keys set
             "clientBalance": round(engine.billing.current_balance(), 6),
             "currentSpendPerHr": round(engine.billing.spend_per_hour(), 6),
             "spendLimit": None,

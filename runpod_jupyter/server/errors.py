@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import (
+    ApiError,
     ConfigError,
     EndpointNotFoundError,
     GraphQLError,
@@ -46,9 +47,11 @@ def from_runpod(exc: Exception) -> SidebarError:
         return SidebarError(409, message, hint=hint, reason="not-configured")
     if isinstance(exc, EndpointNotFoundError):
         return SidebarError(404, message, hint=hint, reason="not-found")
-    if isinstance(exc, GraphQLError):
+    if isinstance(exc, GraphQLError) or (isinstance(exc, ApiError) and exc.status in (400, 409, 422)):
         # The management API refused the change (a quota, a template still in use, ...).
         return SidebarError(409, message, hint=hint, reason="refused")
+    if isinstance(exc, ApiError) and exc.status == 404:
+        return SidebarError(404, message, hint=hint, reason="not-found")
     if isinstance(exc, PayloadTooLargeError):
         return SidebarError(400, message, hint=hint, reason="bad-request")
     if isinstance(exc, RunpodError):

@@ -17,6 +17,7 @@ from typing import Any
 from .._version import __version__
 from ..api import local_routes as routes
 from ..api.models import Account, EndpointSpec
+from ..api.observed import Releases, Workers
 from ..config import Settings
 from ..diagnose import EndpointState, diagnose, with_worker_list
 from ..errors import EndpointNotFoundError, RunpodError, SidebarError
@@ -28,6 +29,12 @@ log = logging.getLogger(__name__)
 
 #: Unfinished journal entries whose status the overview asks RunPod for, per collection.
 REFRESH_UNFINISHED = 10
+#: Seconds GPU stock is reused per backend: it moves slowly, and the panel refreshes every few seconds.
+STOCK_EVERY = 60.0
+
+_stock_seen: dict[str, tuple[float, dict[str, str]]] = {}
+#: Release history per endpoint, read again only when its version changes.
+_releases_seen: dict[tuple[str, str], Releases] = {}
 
 
 def collect(backends: Backends, fanout: ThreadPoolExecutor, *, recent_jobs: int = 30) -> dict[str, Any]:
@@ -79,15 +86,43 @@ def _backend(backends: Backends, fanout: ThreadPoolExecutor, name: str) -> dict[
         view.update(state="error", message=getattr(exc, "message", str(exc)), hint=getattr(exc, "hint", None))
         return view
     view.update(state="ok", account=views.account_view(account))
-    rows = fanout.map(lambda spec: _endpoint(client, name, spec, account, local_settings), specs)
+    stock = _stock(client) if specs else None
+    rows = fanout.map(lambda spec: _endpoint(client, name, spec, account, local_settings, stock), specs)
     view["endpoints"] = sorted(rows, key=lambda e: (e["name"], e["id"] or ""))
     return view
 
 
-def _endpoint(client: Any, backend: str, spec: EndpointSpec, account: Account, local: Settings | None) -> dict[str, Any]:
-    """One endpoint: its settings, health, workers (on the embedded RunPod) and their diagnosis."""
+def _stock(client: Any) -> dict[str, str] | None:
+    """GPU stock per pool on this client's backend, reused for :data:`STOCK_EVERY` seconds."""
+    key = client.settings.manage_base
+    seen = _stock_seen.get(key)
+    if seen is not None and time.monotonic() - seen[0] < STOCK_EVERY:
+        return seen[1]
+    try:
+        stock = dict(client.gpu_stock())
+    except RunpodError:
+        return seen[1] if seen is not None else None
+    _stock_seen[key] = (time.monotonic(), stock)
+    return stock
+
+
+def _releases(client: Any, endpoint_id: str, observed: Workers) -> Releases:
+    """The endpoint's releases with the rollout counted from ``observed``; the history is read
+    again only when the worker list names a new endpoint version."""
+    key = (client.settings.manage_base, endpoint_id)
+    seen = _releases_seen.get(key)
+    if seen is None or seen.endpoint_version != observed.endpoint_version:
+        seen = _releases_seen[key] = client.releases(endpoint_id)
+    return seen.rolled(observed)
+
+
+def _endpoint(client: Any, backend: str, spec: EndpointSpec, account: Account, local: Settings | None,
+              stock: dict[str, str] | None = None) -> dict[str, Any]:
+    """One endpoint: its settings, health, workers, rollout, its pools' stock and the diagnosis."""
     endpoint_id = spec.id or ""  # listed endpoints always have one
-    row = {**views.spec_view(spec), "backend": backend, "health": None, "workers": None, "findings": [], "error": None}
+    row = {**views.spec_view(spec), "backend": backend, "health": None, "workers": None, "findings": [], "error": None,
+           "rollout": None, "stale": None,
+           "stock": {g: stock.get(g, "unknown") for g in spec.gpu_ids} if stock is not None else None}
     state = EndpointState(endpoint_id=endpoint_id, backend=backend, endpoint=spec, listed=True, account=account)
     try:
         state.health = client.endpoint(endpoint_id).health()
@@ -97,15 +132,26 @@ def _endpoint(client: Any, backend: str, spec: EndpointSpec, account: Account, l
         state.rest_not_found = True
     except RunpodError as exc:
         row["error"] = exc.message
+    try:  # REST v2, both backends: worker states /health cannot tell, staleness, rollout
+        state.observed = client.workers(endpoint_id)
+        state.releases = _releases(client, endpoint_id, state.observed)
+    except RunpodError:
+        pass
+    if state.observed is not None:
+        row["stale"] = len(state.observed.stale)
+    if state.releases is not None and state.releases.endpoint_version is not None:
+        row["rollout"] = views.rollout_view(state.releases)
     if local is not None:
         found = routes.workers(local, endpoint_id) or {}
         state.workers, state.problem = found.get("workers"), found.get("problem")
-        row["workers"] = [views.worker_view(w) for w in state.workers or [] if w.get("state") != "exited"]
+        stale = {w.id for w in state.observed.stale} if state.observed is not None else set()
+        row["workers"] = [{**views.worker_view(w), "stale": w.get("id") in stale}
+                          for w in state.workers or [] if w.get("state") != "exited"]
         state.oldest_queued_s = _oldest_queued(local, found.get("queue") or [])
         if state.health is not None:
             state.health = with_worker_list(state.health, found)
     if state.health is not None:
-        row["health"] = views.health_view(state.health)
+        row["health"] = views.health_view(state.health, state.counts)
     row["findings"] = [f.to_json() for f in diagnose(state)]
     return row
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..api.models import GPU_POOLS, WORKER_STATES, Account, EndpointSpec, GpuType, Health, JobState
+from ..api.models import GPU_POOLS, WORKER_STATES, Account, EndpointSpec, GpuType, Health, JobState, WorkerCounts
+from ..api.observed import Releases
 
 #: Bigger outputs are sent as a truncated text preview: the panel is not a data viewer.
 OUTPUT_LIMIT = 20_000
@@ -29,8 +30,9 @@ def pool_view(pool_id: str) -> dict[str, Any]:
     }
 
 
-def health_view(health: Health) -> dict[str, Any]:
-    jobs, workers = health.jobs, health.workers
+def health_view(health: Health, counts: WorkerCounts | None = None) -> dict[str, Any]:
+    """Job counts from ``/health``; worker counts from ``counts`` (REST v2's list) when given."""
+    jobs, workers = health.jobs, counts or health.workers
     return {
         "registered": health.registered,
         "jobs": {
@@ -47,12 +49,22 @@ def worker_view(worker: dict[str, Any]) -> dict[str, Any]:
     return {key: worker.get(key) for key in keys}
 
 
+def rollout_view(releases: Releases) -> dict[str, Any]:
+    """The newest release and how far it has reached. Changed field names only (values may be secrets)."""
+    r, latest = releases.rollout, releases.latest
+    return {
+        "version": releases.endpoint_version, "summary": releases.summary(), "inProgress": r.in_progress,
+        "workersOnLatest": r.workers_on_latest, "workersTotal": r.workers_total,
+        "percentOnLatest": r.percent_on_latest, "changed": list(latest.fields) if latest is not None else [],
+    }
+
+
 def spec_view(spec: EndpointSpec) -> dict[str, Any]:
     template = spec.template
     return {
         "id": spec.id, "name": spec.name,
         "templateName": template.name if template else None,
-        "image": template.image_name if template else None,
+        "image": spec.image or (template.image_name if template else None),
         "gpuIds": list(spec.gpu_ids), "gpuPools": [pool_view(g) for g in spec.gpu_ids],
         "workersMin": spec.workers_min, "workersMax": spec.workers_max, "idleTimeout": spec.idle_timeout,
         "scalerType": spec.scaler_type, "scalerValue": spec.scaler_value,

@@ -41,6 +41,7 @@ class JobView(LiveView):
         self._seq = 0
         self._new_logs: list[dict[str, Any]] = []
         self._last_round = False
+        self.reader.on_log = lambda: self._on_chunk(None)  # a log line, like a chunk, only asks for a flush
         feed = self.reader.feed
         if feed is not None:  # always: a streaming reader follows the job's feed
             feed.listeners.append(self._on_chunk)
@@ -57,10 +58,11 @@ class JobView(LiveView):
         with self._lock:
             self._new_logs.extend(fresh_logs)
         self.push(current, live="final" if self.final else "active")
-        if current["final"] and self.reader.stream_done:
+        if current["final"] and self.reader.stream_done and not self.reader.logs_active:
             if not self._last_round:  # one more round for log lines written as the job ended
                 self._last_round = True
                 return True
+            self.reader.close()
             self.finish()
             return False
         return True
@@ -68,7 +70,7 @@ class JobView(LiveView):
     def _collect(self) -> dict[str, Any]:
         changes = super()._collect()
         items = self.reader.take_items()
-        logs, self._new_logs = self._new_logs, []
+        logs, self._new_logs = self._new_logs + self.reader.take_logs(), []
         if items or logs:
             self._seq += 1
             changes["tail"] = {"seq": self._seq, "items": items, "logs": logs, "chunks": self.reader.chunk_count}

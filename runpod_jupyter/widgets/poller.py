@@ -1,8 +1,9 @@
 """One background poller per endpoint per kernel, shared by every view of that endpoint.
 
 Each tick asks every subscribed view to read what it needs; what the views share (the
-endpoint's health, settings, account and worker list, and the diagnosis of all that) is read
-once per tick through :func:`runpod_jupyter.diagnose.gather`. The interval adapts: fast while any
+endpoint's health, settings, account, REST v2's workers and releases, and the diagnosis of all
+that) is read once per tick through :func:`runpod_jupyter.diagnose.gather`; GPU stock, which moves
+slowly, at most every :data:`STOCK_EVERY` seconds. The interval adapts: fast while any
 view reports work in flight, slow when all is idle, and the thread ends when no view wants
 updates any more (closed, final, or no longer on any page). A new subscription starts it again.
 """
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ..api.models import Health
+    from ..api.observed import Releases
     from ..diagnose import EndpointState
     from ..findings import Finding
     from .subjects import ShownEndpoint
@@ -32,6 +34,8 @@ SLOW = {"local": 3.0, "cloud": 10.0}
 #: Seconds a full read of the endpoint is reused while its health is unchanged (active / idle).
 FULL_EVERY_ACTIVE = 2.0
 FULL_EVERY_IDLE = 30.0
+#: Seconds GPU stock is reused: it moves slowly and is one catalog request for every pool.
+STOCK_EVERY = 60.0
 #: After failures the interval doubles up to this many seconds.
 BACKOFF_MAX = 30.0
 #: A poller stops after this long (views show "paused"; reopening or re-displaying resumes).
@@ -53,6 +57,7 @@ class _Known:
         self.at = float("-inf")
         self.health: Health | None = None
         self.result: EndpointRead | None = None
+        self.releases: Releases | None = None
 
 
 class Tick:
@@ -96,6 +101,8 @@ class Tick:
 
         try:
             gathered = gather(self.deployment.client, self.deployment.endpoint_id)
+            self._releases(gathered)
+            self._stock(gathered)
             result: EndpointRead = (gathered, diagnose(gathered), None)
             if gathered.health is None and not gathered.rest_not_found:
                 self.failed = True
@@ -112,6 +119,51 @@ class Tick:
             self._known.health = result[0].health if result[0] is not None and not self.failed else None
             self._known.result = result
         return result
+
+
+    def _releases(self, gathered: EndpointState) -> None:
+        """Release history, read again only when the worker list names a new endpoint version;
+        the rollout is recounted from the worker list on every read."""
+        from ..errors import RunpodError
+
+        observed, known = gathered.observed, self._known
+        if observed is None:
+            return
+        cached = known.releases if known is not None else None
+        if cached is None or cached.endpoint_version != observed.endpoint_version:
+            try:
+                cached = self.deployment.client.releases(self.deployment.endpoint_id)
+            except RunpodError:
+                return
+            if known is not None:
+                known.releases = cached
+        gathered.releases = cached.rolled(observed)
+
+    def _stock(self, gathered: EndpointState) -> None:
+        """Stock per pool for the view, read at most every :data:`STOCK_EVERY` seconds per backend
+        and shared by every endpoint there (the diagnosis reads it itself, fresh, when jobs wait
+        without workers)."""
+        from ..errors import RunpodError
+
+        key = self.deployment.settings.manage_base
+        if gathered.stock is not None:
+            _stock_seen[key] = (time.monotonic(), gathered.stock)
+            return
+        if gathered.observed is None:  # REST v2 did not answer for this endpoint: neither will its catalog
+            return
+        seen = _stock_seen.get(key)
+        if seen is not None and time.monotonic() - seen[0] < STOCK_EVERY:
+            gathered.stock = seen[1]
+            return
+        try:
+            gathered.stock = dict(self.deployment.client.gpu_stock())
+        except RunpodError:
+            gathered.stock = seen[1] if seen is not None else None
+        _stock_seen[key] = (time.monotonic(), gathered.stock)
+
+
+#: GPU stock per backend (its management root): when it was read, and what it said.
+_stock_seen: dict[str, tuple[float, dict[str, str] | None]] = {}
 
 
 class EndpointPoller:

@@ -6,10 +6,13 @@ stream items, its log lines, the transitions seen. No Jupyter imports: the stati
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .. import worker_logs
 from ..api.models import JobStatus
 from ..errors import RunpodError
 from ..secret import redact
@@ -22,10 +25,11 @@ if TYPE_CHECKING:
 
 #: Log lines kept per job view.
 MAX_LOG_LINES = 2000
-#: Seconds between reads of a running job's log lines (each read is a request).
-LOGS_EVERY = 1.0
-#: Where a cloud worker's log is (RunPod has no public logs API).
-CONSOLE_LOGS = "https://www.runpod.io/console/serverless/user/endpoint/{endpoint_id}"
+#: Seconds a job's log follower waits on a quiet stream before asking again (each ask is a
+#: request; lines that come while it waits arrive at once). RunPod counts requests per minute.
+LOG_IDLE = {"local": 1.0, "cloud": 10.0}
+#: Seconds after a job ended that its follower still takes lines (those written as it ended).
+LOG_GRACE = 3.0
 
 
 class EndpointReader:
@@ -59,10 +63,16 @@ class JobReader:
         self.items: list[dict[str, Any]] = []
         self.logs: list[dict[str, Any]] = []
         self._cursor = 0
-        self._log_since: float | None = None
         self._detail: dict[str, Any] | None = None
         self._detail_status: str | None = None
-        self._logs_at = float("-inf")
+        # Worker log lines: followed live (a live view) or read once the job has a worker.
+        self._live_logs = stream
+        self._follower: worker_logs.Follower | None = None
+        self._pending_logs: list[dict[str, Any]] = []
+        self._read_once = False
+        self._final_at: float | None = None
+        #: Called (on the follower's thread) when a log line of this job arrives: must be cheap.
+        self.on_log: Callable[[], None] | None = None
         self._observed: list[list[Any]] = [[time.time(), job.state.status.value, ""]]
         self._progress: list[Any] = []
         self._lock = threading.Lock()
@@ -112,7 +122,6 @@ class JobReader:
         if snap.status is JobStatus.IN_PROGRESS and snap.output is not None and (
                 not self._progress or self._progress[-1] != snap.output):
             self._progress.append(snap.output)
-        fresh: list[dict[str, Any]] = []
         if self.local:
             from ..api import local_routes as routes
 
@@ -121,18 +130,70 @@ class JobReader:
                 detail = routes.job_detail(settings, job.id)
                 if detail is not None:
                     self._detail, self._detail_status = detail, snap.status.value
-            if snap.status.is_final or time.monotonic() - self._logs_at >= LOGS_EVERY:
-                self._logs_at = time.monotonic()
-                lines = routes.logs(settings, job_id=job.id, since=self._log_since, limit=500) or []
-            else:
-                lines = []
-            for line in lines:
-                self._log_since = max(self._log_since or 0.0, float(line.get("t") or 0.0))
-                fresh.append({"t": line.get("t"), "level": line.get("level", ""),
-                              "message": redact(str(line.get("message", "")))})
+        self._watch_logs(snap)
+        return self.take_logs()
+
+    # -- worker log lines -----------------------------------------------------------------------
+    def _watch_logs(self, snap: Any) -> None:
+        """Follow the worker the job runs on (a live view), or read its lines once (a snapshot)."""
+        if snap.status.is_final and self._final_at is None:
+            self._final_at = time.monotonic()
+        if not snap.worker_id:
+            return
+        job = self.job
+        window = worker_logs.window_of(job.id, snap, self._detail, ((t, s) for t, s, _ in self._observed))
+        if not self._live_logs:
+            if not self._read_once:
+                self._read_once = True
+                with contextlib.suppress(RunpodError):
+                    self._add_logs(worker_logs.read(job.deployment.client, job.deployment.endpoint_id,
+                                                    job=job.id, tail=MAX_LOG_LINES))
+            return
+        if self._follower is None:
+            self._follower = worker_logs.Follower(
+                job.deployment.client, job.deployment.endpoint_id, self._on_line,
+                tail=worker_logs.MAX_TAIL, idle=LOG_IDLE.get(job.deployment.backend, 10.0),
+            )
+        self._follower.add_window(window)
+        if self._final_at is not None and time.monotonic() - self._final_at > LOG_GRACE:
+            self._follower.stop()
+        else:
+            self._follower.follow(snap.worker_id)  # again after a retry on another worker
+
+    def _on_line(self, entry: dict[str, Any]) -> None:
+        if entry["job"] != self.job.id:
+            return
+        self._add_logs([entry])
+        callback = self.on_log
+        if callback is not None:
+            with contextlib.suppress(Exception):  # the follower must go on whatever happens here
+                callback()
+
+    def _add_logs(self, entries: list[dict[str, Any]]) -> None:
+        shown = [{"t": e["t"], "level": e.get("level", ""), "message": redact(str(e.get("message", "")))}
+                 for e in entries]
+        with self._lock:
+            self._pending_logs.extend(shown)
+            del self._pending_logs[:-MAX_LOG_LINES]
+
+    def take_logs(self) -> list[dict[str, Any]]:
+        """The job's log lines that arrived since the last call (kept in :attr:`logs` too)."""
+        with self._lock:
+            fresh, self._pending_logs = self._pending_logs, []
             self.logs.extend(fresh)
             del self.logs[:-MAX_LOG_LINES]
         return fresh
+
+    @property
+    def logs_active(self) -> bool:
+        """Whether log lines of this job may still arrive."""
+        follower = self._follower
+        return follower is not None and not follower.stopped and follower.active()
+
+    def close(self) -> None:
+        """Stop following the worker's log."""
+        if self._follower is not None:
+            self._follower.stop()
 
     def state(self) -> dict[str, Any]:
         job, feed = self.job, self.feed
@@ -142,7 +203,6 @@ class JobReader:
             progress_seen=self._progress, stream_count=self.chunk_count,
             chunks=feed.chunks if feed is not None else None,
             stream_error=_stream_error(feed) or self.error, log_count=len(self.logs),
-            logs_url=None if self.local else CONSOLE_LOGS.format(endpoint_id=job.deployment.endpoint_id),
         )
 
 

@@ -48,12 +48,31 @@ def _jobs_line(state: dict[str, Any]) -> str:
     return ", ".join(f"{state['jobs'][k]} {label}" for k, label in _JOB_LABELS)
 
 
-def _gpus_line(settings: dict[str, Any] | None) -> str:
+def _gpus_line(settings: dict[str, Any] | None, stock: dict[str, str] | None = None) -> str:
     if not settings:
         return "unknown"
     return ", ".join(
-        g["id"] + (f" ({render.money(g['perHour'], 2)}/h)" if g["perHour"] is not None else "") for g in settings["gpus"]
+        g["id"] + (f" ({render.money(g['perHour'], 2)}/h)" if g["perHour"] is not None else "")
+        + (f" stock {stock[g['id']]}" if stock and g["id"] in stock else "")
+        for g in settings["gpus"]
     ) or "none"
+
+
+def release_line(state: dict[str, Any]) -> str:
+    """E.g. "release 5: 2 of 3 workers on it, rolling out; 1 stale worker" ("" when unknown)."""
+    rollout = state.get("rollout")
+    if not rollout:
+        return ""
+    parts = [f"release {rollout['version']}"]
+    if rollout["workersTotal"]:
+        parts[0] += f": {rollout['workersOnLatest']} of {rollout['workersTotal']} workers on it"
+    if rollout["inProgress"]:
+        parts.append("rolling out")
+    if state.get("stale"):
+        parts.append(f"{state['stale']} stale worker(s)")
+    if rollout["changed"]:
+        parts.append("changed " + ", ".join(rollout["changed"]))
+    return "; ".join(parts)
 
 
 def _scaling_line(settings: dict[str, Any] | None) -> str:
@@ -92,10 +111,12 @@ def endpoint_text(state: dict[str, Any], at: float | None = None) -> str:
     lines += [
         f"  workers: {_workers_line(state)}",
         f"  jobs:    {_jobs_line(state)}",
-        f"  gpus:    {_gpus_line(state['settings'])}",
+        f"  gpus:    {_gpus_line(state['settings'], state.get('stock'))}",
         f"  scaling: {_scaling_line(state['settings'])}",
         f"  cost:    {cost_line(state)}",
     ]
+    if release_line(state):
+        lines.insert(-3, f"  release: {release_line(state)}")
     for f in state["findings"]:
         lines.append(f"  {f['level']}: {f['message']}")
         if f["fix"]:
@@ -119,10 +140,12 @@ def endpoint_html(state: dict[str, Any], at: float | None = None) -> str:
     rows = [
         ("Workers", _workers_line(state)),
         ("Jobs", _jobs_line(state)),
-        ("GPUs", _gpus_line(state["settings"])),
+        ("GPUs", _gpus_line(state["settings"], state.get("stock"))),
         ("Scaling", _scaling_line(state["settings"])),
         ("Cost", cost_line(state)),
     ]
+    if release_line(state):
+        rows.insert(2, ("Release", release_line(state)))
     if state["workerList"]:
         rows.append(("Worker list", "; ".join(
             f"{w['id'][:8]} {w['state']}" + (f" on {w['gpu']}" if w["gpu"] else "") + (f" ({w['reason']})" if w["reason"] else "")

@@ -18,6 +18,7 @@ from . import render
 
 if TYPE_CHECKING:
     from ..api.models import EndpointSpec, JobState
+    from ..api.observed import Releases, Workers
     from ..diagnose import EndpointState
     from .subjects import ShownJob
 
@@ -52,11 +53,15 @@ def endpoint_state(
     spec = gathered.endpoint if gathered is not None else None
     workers = {state: 0 for state in WORKER_STATES}
     jobs = {key: 0 for key, _ in JOB_COUNTS}
+    counts = gathered.counts if gathered is not None else None
+    if counts is not None:
+        workers.update({state: getattr(counts, state) for state in WORKER_STATES})
     if health is not None:
-        workers.update({state: getattr(health.workers, state) for state in WORKER_STATES})
         jobs.update({key: getattr(health.jobs, attr) for key, attr in JOB_COUNTS})
     per_worker = gathered.workers if gathered is not None else None
     listed = [w for w in (per_worker or []) if w.get("state") != "exited"]
+    observed = gathered.observed if gathered is not None else None
+    rows = _worker_list(listed, observed)
     out: dict[str, Any] = {
         "kind": "endpoint",
         "name": name,
@@ -65,12 +70,11 @@ def endpoint_state(
         "registered": bool(health.registered) if health is not None else None,
         "workers": workers,
         "workersTotal": sum(workers.values()),
-        "workerList": [
-            {"id": w.get("id", ""), "state": w.get("state", ""), "gpu": w.get("gpu") or "",
-             "reason": redact(w.get("reason") or "")}
-            for w in listed[:MAX_WORKERS_LISTED]
-        ],
-        "workersNotListed": max(0, len(listed) - MAX_WORKERS_LISTED),
+        "workerList": rows[:MAX_WORKERS_LISTED],
+        "workersNotListed": max(0, len(rows) - MAX_WORKERS_LISTED),
+        "stale": len(observed.stale) if observed is not None else None,
+        "rollout": _rollout(gathered.releases if gathered is not None else None),
+        "stock": _stock(spec, gathered.stock if gathered is not None else None),
         "jobs": jobs,
         "settings": _settings(spec),
         "cost": _cost(backend, gathered, listed, spec),
@@ -79,6 +83,39 @@ def endpoint_state(
         "error": redact(error) if error else None,
     }
     return out
+
+
+def _worker_list(listed: list[dict[str, Any]], observed: Workers | None) -> list[dict[str, Any]]:
+    """One row per worker of the embedded RunPod's own list (it knows exit codes, reasons and
+    spend), each marked ``stale`` when REST v2 says it runs an earlier release."""
+    stale = {w.id for w in observed.stale} if observed is not None else set()
+    return [{"id": w.get("id", ""), "state": w.get("state", ""), "gpu": w.get("gpu") or "",
+             "reason": redact(w.get("reason") or ""), "stale": w.get("id", "") in stale}
+            for w in listed]
+
+
+def _rollout(releases: Releases | None) -> dict[str, Any] | None:
+    """The newest release and how far it has reached, e.g. "2 of 3 workers on release 5"."""
+    if releases is None or releases.endpoint_version is None:
+        return None
+    r, latest = releases.rollout, releases.latest
+    return {
+        "version": releases.endpoint_version,
+        "summary": releases.summary(),
+        "inProgress": r.in_progress,
+        "workersOnLatest": r.workers_on_latest,
+        "workersTotal": r.workers_total,
+        "percentOnLatest": r.percent_on_latest,
+        "changed": list(latest.fields) if latest is not None else [],  # names only: values may be secrets
+        "createdAt": latest.created_at if latest is not None else None,
+    }
+
+
+def _stock(spec: EndpointSpec | None, stock: dict[str, str] | None) -> dict[str, str] | None:
+    """GPU stock of the endpoint's own pools (``HIGH``/``MEDIUM``/``LOW``/``NONE``)."""
+    if spec is None or stock is None:
+        return None
+    return {g: stock.get(g, "unknown") for g in spec.gpu_ids}
 
 
 def _with_advice(findings: Sequence[Finding], advice: Sequence[Finding]) -> list[Finding]:
@@ -141,7 +178,8 @@ def _cost(backend: str, gathered: EndpointState | None, listed: list[dict[str, A
 def endpoint_active(state: dict[str, Any]) -> bool:
     """Whether the endpoint is doing something worth polling fast for."""
     w, j = state["workers"], state["jobs"]
-    return bool(j["inQueue"] or j["inProgress"] or w["initializing"] or w["running"] or w["unhealthy"])
+    rolling = bool((state.get("rollout") or {}).get("inProgress"))
+    return bool(j["inQueue"] or j["inProgress"] or w["initializing"] or w["running"] or w["unhealthy"] or rolling)
 
 
 def job_state(
@@ -161,7 +199,7 @@ def job_state(
 ) -> dict[str, Any]:
     """One job. ``detail`` is the embedded RunPod's job timeline (None on the cloud, where
     ``observed`` — the transitions this kernel saw — stands in for it). ``logs_url``: where the
-    worker's log is when it cannot be read here (RunPod has no logs API)."""
+    worker's log is when it cannot be read here."""
     status = snapshot.status
     events = (detail or {}).get("events") or observed
     logged = [value for _, value in (detail or {}).get("progressLog") or []]

@@ -1,13 +1,15 @@
-"""The management API (GraphQL) through the project's client, against the embedded RunPod's
-schema, which rejects what RunPod rejects."""
+"""The management APIs through the project's client: REST v2 for endpoints and templates, GraphQL
+for what v2 lacks, against the embedded RunPod, which rejects what RunPod rejects."""
 
 from __future__ import annotations
+
+import re
 
 import httpx
 import pytest
 from support import LOCAL_KEY, worker_project
 
-from runpod_jupyter.api import EndpointSpec, GraphQLError, TemplateSpec
+from runpod_jupyter.api import ApiError, EndpointSpec, TemplateSpec
 
 TRICKY = 'say "hi" \\ back\\slash\nnew line {braces} $dollar'
 
@@ -20,35 +22,40 @@ def _raw_graphql(instance, query: str, variables: dict | None = None) -> httpx.R
 
 
 @pytest.mark.slow
-def test_tricky_names_round_trip_through_variables(client, tmp_path):
+def test_tricky_names_round_trip_through_rest_v2(client, tmp_path):
     project = worker_project(tmp_path, "print('never started')\n")
     template = client.save_template(
         TemplateSpec(name=TRICKY, image_name=f"local:{project}", env={"NOTE": TRICKY}, docker_args="")
     )
     assert template.name == TRICKY and template.env == {"NOTE": TRICKY}
     endpoint = client.save_endpoint(
-        EndpointSpec(name=TRICKY + " ep", template_id=template.id, gpu_ids=("ADA_24", "AMPERE_24"), workers_max=0)
+        EndpointSpec(name="tricky-ep", template_id=template.id, gpu_ids=("ADA_24", "AMPERE_24"), workers_max=0)
     )
     fetched = client.get_endpoint(endpoint.id)
-    assert fetched.name == TRICKY + " ep"
+    assert fetched.name == "tricky-ep"
     assert fetched.gpu_ids == ("ADA_24", "AMPERE_24")
-    assert fetched.template is not None and fetched.template.image_name == f"local:{project}"
+    # templateId is resolved once: the endpoint carries the template's container settings itself.
+    assert fetched.image == f"local:{project}" and fetched.env == {"NOTE": TRICKY}
+    assert set(fetched.request_urls) >= {"run", "runSync", "status", "stream", "cancel", "retry", "purgeQueue", "health"}
     assert any(e.id == endpoint.id for e in client.list_endpoints())
     client.delete_endpoint(endpoint.id)
-    client.delete_template(template.name)
+    client.delete_template(template.id)
     assert client.get_endpoint(endpoint.id) is None
+    assert client.delete_endpoint(endpoint.id) is None  # deleting what is gone is no error
 
 
 def test_update_makes_a_new_release_on_the_same_endpoint(client, tmp_path):
     project = worker_project(tmp_path, "import runpod\nrunpod.serverless.start({'handler': lambda j: 1})\n")
-    template = client.save_template(TemplateSpec(name="release-test", image_name=f"local:{project}"))
-    created = client.save_endpoint(EndpointSpec(name="release-test", template_id=template.id, gpu_ids=("ADA_24",), workers_max=1))
+    created = client.save_endpoint(
+        EndpointSpec(name="release-test", image=f"local:{project}", gpu_ids=("ADA_24",), workers_max=1)
+    )
     updated = client.save_endpoint(created.with_changes(workers_max=2, idle_timeout=30))
     assert updated.id == created.id
     listed = [e for e in client.list_endpoints() if e.name == "release-test"]
     assert len(listed) == 1 and listed[0].workers_max == 2 and listed[0].idle_timeout == 30
+    newest = client.releases(created.id).latest
+    assert newest is not None and {"workers.max", "workers.idleTimeout"} <= set(newest.fields)
     client.delete_endpoint(created.id)
-    client.delete_template("release-test")
 
 
 def test_fields_that_do_not_exist_on_runpod_are_rejected(local_runpod):
@@ -73,26 +80,23 @@ def test_docker_args_is_required(local_runpod):
     assert "dockerArgs" in response.text
 
 
-def test_graphql_errors_carry_the_platform_message(client):
-    with pytest.raises(GraphQLError) as caught:
+def test_v2_errors_carry_the_platform_message_and_request_id(client, tmp_path):
+    with pytest.raises(ApiError) as caught:
         client.save_endpoint(EndpointSpec(name="x", template_id="missing", gpu_ids=("ADA_24",)))
-    assert "does not exist" in str(caught.value)
-    with pytest.raises(GraphQLError) as caught:
-        client.delete_endpoint("nope")
-    assert "does not exist" in str(caught.value)
+    assert caught.value.status == 404 and "missing" in str(caught.value)
+    assert re.search(r"request id [0-9A-Za-z-]{8,}", str(caught.value))  # to quote to RunPod support
 
 
 def test_unknown_gpu_ids_are_refused_with_the_valid_ones(client, tmp_path):
-    template = client.save_template(TemplateSpec(name="gpu-test", image_name=f"local:{tmp_path}"))
-    with pytest.raises(GraphQLError) as caught:
-        client.save_endpoint(EndpointSpec(name="gpu-test", template_id=template.id, gpu_ids=("RTX_9090",)))
+    with pytest.raises(ApiError) as caught:
+        client.save_endpoint(EndpointSpec(name="gpu-test", image=f"local:{tmp_path}", gpu_ids=("RTX_9090",)))
     assert "RTX_9090" in str(caught.value) and "ADA_24" in str(caught.value)
-    client.delete_template("gpu-test")
+    assert not any(e.name == "gpu-test" for e in client.list_endpoints())
 
 
 def test_volumes_gpus_account_and_registry_auth(client):
-    volume = client.create_network_volume("models", 50, "US-TX-3")
-    assert volume.size == 50 and volume.data_center_id == "US-TX-3"
+    volume = client.create_network_volume("models", 50, "LOCAL")  # the embedded RunPod's one data center
+    assert volume.size == 50 and volume.data_center_id == "LOCAL"
     assert volume in client.list_network_volumes()
     gpus = client.gpu_types()
     assert {g.memory_in_gb for g in gpus} >= {24, 80}
@@ -101,7 +105,7 @@ def test_volumes_gpus_account_and_registry_auth(client):
     secret = "registry-password-7d1c0e"
     auth = client.save_registry_auth("docker-hub", "me", secret)
     assert auth in client.list_registry_auths()
-    with pytest.raises(GraphQLError) as caught:
+    with pytest.raises(ApiError) as caught:
         client.save_registry_auth("docker-hub", "me", secret)
     assert secret not in str(caught.value)
     client.delete_registry_auth(auth.id)

@@ -40,18 +40,20 @@ def test_deploy_update_and_delete(ip, api):
     job = first.run({"x": 1})
     assert job.result(timeout=60) == {"version": 1, "echo": {"x": 1}}
     assert journal.shared().get(job.id).status == "COMPLETED"
-    template_before = api.get_endpoint(first.endpoint_id).template_id
+    image_before = api.get_endpoint(first.endpoint_id).image
     _deploy(ip, "first --local --gpu ADA_24", HANDLER.format(version=2))
     second = ip.user_ns["first"]
     assert second.endpoint_id == first.endpoint_id
     assert second.run_sync({"x": 2}, timeout=60)["version"] == 2
-    templates = {t.name for t in api.list_templates()}
-    assert not any(t.startswith("first-") and api.get_endpoint(first.endpoint_id).template_id != template_before
-                   and t == f"first-{first.project.content_hash[:10]}" for t in templates)  # old one retired
-    assert sum(t.startswith("first-") for t in templates) == 1
+    # One PATCH through REST v2: the endpoint carries the new image itself, a new release says so.
+    spec = api.get_endpoint(first.endpoint_id)
+    assert spec.image != image_before and spec.image == f"local:{second.project.path}"
+    assert spec.request_urls["run"].endswith(f"/v2/{first.endpoint_id}/run")
+    newest = api.releases(first.endpoint_id).latest
+    assert newest is not None and "image" in newest.fields
+    assert not any(t.name.startswith(f"first-{first.project.content_hash[:10]}") for t in api.list_templates())
     ip.run_line_magic("runpod_delete", "first")
     assert "first" not in _names(api) and "first" not in ip.user_ns
-    assert not any(t.name.startswith("first-") for t in api.list_templates())
 
 
 @pytest.mark.slow
@@ -132,9 +134,9 @@ def test_crash_on_first_deploy_is_undone(ip, api):
         """)
     message = str(caught.value)
     assert "crash" in message and "model weights missing" in message  # the worker's own log line
-    assert "deleted endpoint" in message and "deleted template" in message
+    assert "deleted endpoint" in message
     assert "crashy" not in _names(api)
-    assert not any(t.name.startswith("crashy-") for t in api.list_templates())
+    assert not any(t.name.startswith("crashy-") for t in api.list_templates())  # nothing orphaned
 
 
 @pytest.mark.slow
@@ -154,6 +156,11 @@ def test_failed_update_restores_the_previous_release(ip, api):
     restored = ip.user_ns["stable"]
     assert restored.endpoint_id == endpoint_id
     assert restored.run_sync({}, timeout=60)["version"] == 1  # the old code still answers
+    # The rollback is a PATCH back to the earlier values: a release of its own, newest first.
+    history = api.releases(endpoint_id).releases
+    assert len(history) >= 3 and "image" in history[0].fields
+    assert history[0].diff[history[0].fields.index("image")][2] == history[1].diff[history[1].fields.index("image")][1]
+    assert api.get_endpoint(endpoint_id).image == f"local:{restored.project.path}"
     ip.run_line_magic("runpod_delete", "stable")
 
 

@@ -31,14 +31,13 @@ def test_preflight_advice_is_shown_when_the_deploy_succeeds(ip, api):
     ip.run_line_magic("runpod_delete", "advised")
 
 
-def test_secret_references_reach_the_template_as_written(ip, api):
+def test_secret_references_reach_the_endpoint_as_written(ip, api):
     line = ("secretive --local --gpu ADA_24 --workers-max 0 --env HF_TOKEN={{ RUNPOD_SECRET_hf }} "
             "--env 'DB_PASSWORD={{ RUNPOD_SECRET_db }}' --env PLAIN=$HOME")
     with capture_output() as out:
         ip.run_cell_magic("runpod_deploy", line, HANDLER)
     dep = ip.user_ns["secretive"]
-    template = api.get_endpoint(dep.endpoint_id).template
-    assert template is not None and template.env == {
+    assert api.get_endpoint(dep.endpoint_id).env == {
         "HF_TOKEN": "{{ RUNPOD_SECRET_hf }}", "DB_PASSWORD": "{{ RUNPOD_SECRET_db }}", "PLAIN": "$HOME",
     }
     assert not any(f.code.startswith("secret") for f in dep.findings), dep.findings

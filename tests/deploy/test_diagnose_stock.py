@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from support import local_post, wait_for
 
-from runpod_jupyter.api import EndpointSpec, TemplateSpec
+from runpod_jupyter.api import EndpointSpec
 from runpod_jupyter.api.models import Health, JobCounts, WorkerCounts
 from runpod_jupyter.diagnose import EndpointState, diagnose, gather
 
@@ -42,8 +42,7 @@ def test_stock_present_or_unknown_keeps_todays_wording():
 
 def test_gather_reads_stock_when_jobs_wait(local_runpod, client, tmp_path):
     local_post(local_runpod, "/local/gpus", {"ADA_80_PRO": 0})
-    template = client.save_template(TemplateSpec(name="nostock", image_name=f"local:{tmp_path}"))
-    spec = client.save_endpoint(EndpointSpec(name="nostock", template_id=template.id, gpu_ids=("ADA_80_PRO",),
+    spec = client.save_endpoint(EndpointSpec(name="nostock", image=f"local:{tmp_path}", gpu_ids=("ADA_80_PRO",),
                                              workers_max=1))
     try:
         client.endpoint(spec.id).run({"x": 1})
@@ -54,4 +53,3 @@ def test_gather_reads_stock_when_jobs_wait(local_runpod, client, tmp_path):
         assert "no capacity in ADA_80_PRO" in finding.message and "AMPERE_16" in finding.fix
     finally:
         client.delete_endpoint(spec.id)
-        client.delete_template("nostock")

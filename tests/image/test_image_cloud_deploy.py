@@ -45,9 +45,9 @@ def test_cloud_deploy_pushes_a_pinned_image_and_updates_in_place(cloud_api, regi
     reported: list[str] = []
     first = _deploy(1, registry, reported)
     spec = cloud_api.get_endpoint(first.endpoint_id)
-    image = spec.template.image_name
+    image = spec.image
     assert image.startswith(f"{registry.host}/team/cloudy@sha256:")
-    assert spec.template.docker_args == "" and "RUNPOD_API_KEY" not in spec.template.env
+    assert spec.docker_args == "" and "RUNPOD_API_KEY" not in spec.env
     config = skopeo_inspect(image, config=True)
     assert "/app/handler.py" in " ".join(config["config"]["Cmd"])
     assert any(line.startswith("pushed ") for line in reported)
@@ -55,12 +55,12 @@ def test_cloud_deploy_pushes_a_pinned_image_and_updates_in_place(cloud_api, regi
     reported.clear()
     second = _deploy(2, registry, reported)
     assert second.endpoint_id == first.endpoint_id
-    again = cloud_api.get_endpoint(first.endpoint_id).template.image_name
+    again = cloud_api.get_endpoint(first.endpoint_id).image
     assert again != image and again.startswith(f"{registry.host}/team/cloudy@sha256:")
     pushed = next(line for line in reported if line.startswith("pushed "))
     kilobytes = float(pushed.split("(")[1].split(" kB")[0])
     assert kilobytes < 8  # a handler edit re-pushes kilobytes, not the dependencies
-    assert not any(t.image_name == image for t in cloud_api.list_templates())  # the old template is retired
+    assert "image" in cloud_api.releases(first.endpoint_id).latest.fields  # one PATCH: a new release
     second.delete()
     assert find_endpoint(cloud_api, "cloudy") is None
 
@@ -90,8 +90,8 @@ def test_private_registry_login_is_registered_with_runpod(cloud_api, basic_regis
     deployed = _deploy(1, basic_registry, [], name="private")
     spec = cloud_api.get_endpoint(deployed.endpoint_id)
     auths = {a.id: a.name for a in cloud_api.list_registry_auths()}
-    assert spec.template.container_registry_auth_id in auths
-    assert "pw-carol-123" not in repr(spec) and "pw-carol-123" not in str(spec.template.env)
+    assert spec.registry_auth_id in auths
+    assert "pw-carol-123" not in repr(spec) and "pw-carol-123" not in str(spec.env)
     deployed.delete()
 
 

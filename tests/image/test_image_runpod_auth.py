@@ -1,5 +1,6 @@
-"""Registry credentials for RunPod's workers: saved through GraphQL once, reused by name, and
-brought up to date on every deploy, against the embedded RunPod's real GraphQL API."""
+"""Registry credentials for RunPod's workers: saved once (REST v2), reused by name, and brought up
+to date on every deploy (GraphQL's updateRegistryAuth: v2 has no update), against the embedded
+RunPod's real APIs."""
 
 from __future__ import annotations
 
@@ -22,10 +23,13 @@ class Recording(httpx.BaseTransport):
     def __init__(self) -> None:
         self.inner = httpx.HTTPTransport()
         self.bodies: list[dict] = []
+        self.urls: list[str] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
-        self.bodies.append(json.loads(request.content))
+        self.urls.append(str(request.url))
+        if request.content:
+            self.bodies.append({"path": request.url.path, **json.loads(request.content)})
         return self.inner.handle_request(request)
 
     def close(self) -> None:
@@ -56,9 +60,11 @@ def test_created_once_then_reused(isolated_env, local_runpod, recorded):
     assert [a.id for a in client.list_registry_auths() if a.name == label] == [first]
     kept = stored_auths(local_runpod)[label]
     assert kept["username"] == "alice" and password_matches(kept["password"], "pat-of-alice-1")
-    # the password travelled only as a GraphQL variable, never inside a query text
+    # the password travelled only in request bodies: REST v2's create, GraphQL's variables (never a
+    # query text, never a URL)
     carrying = [b for b in transport.bodies if "pat-of-alice-1" in json.dumps(b)]
-    assert carrying and all("pat-of-alice-1" not in b["query"] for b in carrying)
+    assert carrying and all(b["path"] == "/v2/registries" or "pat-of-alice-1" not in b["query"] for b in carrying)
+    assert not any("pat-of-alice-1" in url for url in transport.urls)
 
 
 def test_a_rotated_password_replaces_the_old_one(isolated_env, local_runpod, recorded):

@@ -231,9 +231,9 @@ def test_a_cloud_image_is_stored_but_explained(client, local_runpod):
 
     template = client.save_template(TemplateSpec(name="cloud-only", image_name="docker.io/me/worker:1"))
     spec = client.save_endpoint(EndpointSpec(name="cloud-only", template_id=template.id, gpu_ids=("ADA_24",), workers_max=1))
-    assert client.get_endpoint(spec.id).template.image_name == "docker.io/me/worker:1"
+    assert client.get_endpoint(spec.id).image == "docker.io/me/worker:1"  # copied from the template
     problem = local_get(local_runpod, f"/local/endpoints/{spec.id}/workers")["problem"]
     assert "can only run in the cloud" in problem and "local:" in problem
     assert [f.code for f in diagnose(gather(client, spec.id))][:1] == ["cloud-only-image"]
     client.delete_endpoint(spec.id)
-    client.delete_template("cloud-only")
+    client.delete_template(template.id)

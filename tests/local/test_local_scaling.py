@@ -8,7 +8,7 @@ import time
 import pytest
 from support import deploy, final, local_get, local_post, wait_for, worker_project
 
-from runpod_jupyter.api import EndpointSpec, GraphQLError, JobStatus, TemplateSpec
+from runpod_jupyter.api import ApiError, EndpointSpec, JobStatus
 from runpod_jupyter.api.models import GPU_POOLS
 
 SLEEPER = """
@@ -27,7 +27,9 @@ def _states(instance, endpoint_id: str) -> list[str]:
 
 @pytest.mark.slow
 def test_initializing_idle_running(client, tmp_path, local_runpod):
-    spec, ep = deploy(client, tmp_path, SLEEPER.format(version="1"), wait_idle=False)
+    # A start that takes a second, so Initializing is seen however fast the worker process starts.
+    slow_start = SLEEPER.format(version="1").replace("import runpod, time\n", "import runpod, time\ntime.sleep(1)\n")
+    spec, ep = deploy(client, tmp_path, slow_start, wait_idle=False)
     seen = []
 
     def record():
@@ -84,11 +86,10 @@ def test_queue_delay_scaler_adds_a_worker_when_jobs_wait(client, tmp_path):
 
 
 def test_account_worker_quota(client, tmp_path, local_runpod):
-    template = client.save_template(TemplateSpec(name="quota", image_name=f"local:{tmp_path}"))
-    with pytest.raises(GraphQLError) as caught:
-        client.save_endpoint(EndpointSpec(name="quota", template_id=template.id, gpu_ids=("ADA_24",), workers_max=99))
+    with pytest.raises(ApiError) as caught:
+        client.save_endpoint(EndpointSpec(name="quota", image=f"local:{tmp_path}", gpu_ids=("ADA_24",), workers_max=99))
     assert "quota" in str(caught.value)
-    client.delete_template("quota")
+    assert not any(e.name == "quota" for e in client.list_endpoints())  # nothing half-made
 
 
 @pytest.mark.slow
@@ -121,9 +122,7 @@ def test_new_release_rolls_workers_and_the_new_code_answers(client, tmp_path, lo
     long_job = ep.run({"sleep": 4})
     wait_for(lambda: ep.status(long_job.id).status is JobStatus.IN_PROGRESS)
     v2 = worker_project(tmp_path, SLEEPER.format(version="2"))
-    template = client.save_template(TemplateSpec(id=spec.template_id, name=spec.name, image_name=f"local:{v2}"))
-    assert ep.health().workers.outdated == 0  # saveTemplate alone does not release
-    client.save_endpoint(client.get_endpoint(spec.id).with_changes(template_id=template.id))
+    client.save_endpoint(client.get_endpoint(spec.id).with_changes(image=f"local:{v2}"))  # a PATCH: a new release
     health = ep.health()
     assert health.workers.outdated == 1 and health.workers.running == 0  # the busy worker is Outdated
     finished = final(ep, long_job.id)

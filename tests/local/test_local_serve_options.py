@@ -17,7 +17,7 @@ import pytest
 from support import FAST, LOCAL_KEY, wait_for
 
 from runpod_jupyter import embedded
-from runpod_jupyter.api import Client, EndpointSpec, GraphQLError, TemplateSpec
+from runpod_jupyter.api import ApiError, Client, EndpointSpec
 from runpod_jupyter.cli import build_parser
 
 BALANCE = {"query": "{ myself { clientBalance } }"}
@@ -105,9 +105,8 @@ def test_the_worker_quota_can_be_changed_locally(tmp_path):
     )
     try:
         with Client(instance.settings()) as api:
-            template = api.save_template(TemplateSpec(name="quota", image_name=f"local:{root}"))
-            with pytest.raises(GraphQLError) as caught:
-                api.save_endpoint(EndpointSpec(name="q", template_id=template.id, gpu_ids=("ADA_24",), workers_max=3))
+            with pytest.raises(ApiError) as caught:
+                api.save_endpoint(EndpointSpec(name="q", image=f"local:{root}", gpu_ids=("ADA_24",), workers_max=3))
             message = str(caught.value)
             assert "quota of 2" in message
             assert "workersMax" in message and "--workers-max" in message

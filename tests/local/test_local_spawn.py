@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from support import add_endpoint, engine_on_disk, worker_project
 
-from runpod_jupyter.api import GraphQLError, TemplateSpec
+from runpod_jupyter.api import ApiError, TemplateSpec
 from runpod_jupyter.local.workers import HOLDS_GPU, WorkerPhase
 
 
@@ -18,7 +18,7 @@ from runpod_jupyter.local.workers import HOLDS_GPU, WorkerPhase
     [({"A=B": "1"}, "A=B"), ({"NUL\x00KEY": "1"}, "NUL"), ({"GOOD": "bad\x00value"}, "GOOD")],
 )
 def test_template_env_no_process_can_take_is_refused_on_save(client, tmp_path, env, named):
-    with pytest.raises(GraphQLError) as caught:
+    with pytest.raises(ApiError) as caught:
         client.save_template(TemplateSpec(name=f"bad-env-{len(named)}", image_name=f"local:{tmp_path}", env=env))
     assert named in str(caught.value) and "env" in str(caught.value)
     assert not any(t.name.startswith("bad-env") for t in client.list_templates())

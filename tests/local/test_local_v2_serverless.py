@@ -71,15 +71,19 @@ def test_template_round_trip_and_delete_in_use(local_runpod):
     updated = _ok(call(local_runpod, "PATCH", f"/v2/templates/{created['id']}", {"args": "python -u handler.py"}))
     assert updated["args"] == "python -u handler.py" and updated["image"] == "local:/srv/t"
 
-    # An endpoint that uses it through GraphQL keeps it from being deleted, by name in the answer.
-    from runpod_jupyter.api import Client
+    # An endpoint that uses it through GraphQL (which links, where v2 copies) keeps it from being
+    # deleted, by name in the answer.
+    import httpx
 
-    with Client(local_runpod.settings()) as client:
-        ep = client.save_endpoint(EndpointSpec(name=_name("user"), template_id=created["id"], gpu_ids=("ADA_24",)))
-        refused = call(local_runpod, "DELETE", f"/v2/templates/{created['id']}")
-        assert refused.status_code == 400 and refused.headers["content-type"].startswith("application/problem+json")
-        assert ep.name in refused.json()["detail"]
-        client.delete_endpoint(ep.id)
+    user = _name("user")
+    saved = httpx.post(local_runpod.graphql_url, headers={"Authorization": f"Bearer {local_runpod.api_key.reveal()}"}, json={
+        "query": "mutation S($input: EndpointInput!) { saveEndpoint(input: $input) { id name } }",
+        "variables": {"input": {"name": user, "templateId": created["id"], "gpuIds": "ADA_24", "workersMax": 0}},
+    }).json()["data"]["saveEndpoint"]
+    refused = call(local_runpod, "DELETE", f"/v2/templates/{created['id']}")
+    assert refused.status_code == 400 and refused.headers["content-type"].startswith("application/problem+json")
+    assert user in refused.json()["detail"]
+    _ok(call(local_runpod, "DELETE", f"/v2/serverless/{saved['id']}"), 204)
     assert _ok(call(local_runpod, "DELETE", f"/v2/templates/{created['id']}"), 204) is None
     assert call(local_runpod, "GET", f"/v2/templates/{created['id']}").status_code == 404
 

@@ -5,10 +5,8 @@ same data, plus what only the embedded RunPod can tell (worker list, spend, log 
 from __future__ import annotations
 
 import pytest
-from support import deploy, wait_for
+from support import deploy, deployment_on, wait_for
 
-from runpod_jupyter.config import Settings
-from runpod_jupyter.deployment import Deployment
 from runpod_jupyter.endpoints import delete_endpoint
 from runpod_jupyter.widgets import make_view
 from runpod_jupyter.widgets import poller as poller_module
@@ -40,18 +38,10 @@ def endpoint(local_runpod, tmp_path_factory):
         delete_endpoint(client, spec.id)
 
 
-def _deployment(instance, spec, backend: str) -> Deployment:
-    settings = instance.settings()
-    if backend == "cloud":
-        settings = Settings(backend="cloud", rest_base=instance.rest_base, graphql_url=instance.graphql_url,
-                            api_key=instance.api_key, key_source="test")
-    return Deployment(name=spec.name, endpoint_id=spec.id, backend=backend, settings=settings)
-
-
 @pytest.mark.parametrize("backend", ["local", "cloud"])
 def test_endpoint_and_job_views_on_either_backend(backend, local_runpod, endpoint, comms, fast_polls, monkeypatch):
     monkeypatch.setattr(poller_module, "_pollers", {})
-    dep = _deployment(local_runpod, endpoint, backend)
+    dep = deployment_on(local_runpod.settings(), endpoint, backend)
     view = make_view(dep)
     state = view.state
     assert state["backend"] == backend and state["workers"]["idle"] == 1 and state["findings"] == []
@@ -73,12 +63,9 @@ def test_endpoint_and_job_views_on_either_backend(backend, local_runpod, endpoin
     assert final["resultNote"] == "the 5 streamed chunk(s) above, aggregated"
     assert [item["t"] for item in job_view.reader.items] == [f'{{\n  "i": {i}\n}}' for i in range(5)]
     text = job_view.static_text()
-    if backend == "local":
-        assert final["logsUrl"] is None and any("working on 4" in line["message"] for line in job_view.reader.logs)
-        assert "working on 4" in text
-    else:
-        assert final["logsUrl"].endswith(endpoint.id) and job_view.reader.logs == []
-        assert "RunPod console" in text
+    # Worker log lines come through REST API v2 on both backends.
+    assert final["logsUrl"] is None and any("working on 4" in line["message"] for line in job_view.reader.logs)
+    assert "working on 4" in text
     view.close()
     job_view.close()
 
@@ -93,7 +80,7 @@ def test_always_on_workers_show_in_cost_and_findings(backend, local_runpod, tmp_
         spec, api = deploy(client, tmp_path, STREAMING, workers_min=1, workers_max=1)
         try:
             always_on = GPU_POOLS["ADA_24"].price_per_second * (1 - ACTIVE_DISCOUNT) * 3600
-            dep = _deployment(local_runpod, spec, backend)
+            dep = deployment_on(local_runpod.settings(), spec, backend)
             if backend == "local":  # billed from the first tick that sees it ready
                 wait_for(lambda: make_view(dep).state["cost"]["perHour"], what="the always-on charge")
             state = make_view(dep).state

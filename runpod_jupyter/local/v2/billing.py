@@ -45,7 +45,8 @@ def step(start: datetime, size: str, n: int = 1) -> datetime:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC; the year always four digits (strftime's %Y writes year 697 as "697")."""
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
 
 
 def _parse(request: web.Request, name: str) -> datetime | None:

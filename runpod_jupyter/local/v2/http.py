@@ -74,9 +74,11 @@ class Conventions:
     """Wraps a v2 handler in the conventions above; the handler raises :class:`ProblemError` (or a
     catalog's :class:`ControlPlaneError`, a 400) for anything it refuses."""
 
-    def __init__(self, api_key: Callable[[], str], budget: MinuteBudget | None = None) -> None:
+    def __init__(self, api_key: Callable[[], str], budget: MinuteBudget | None = None,
+                 check_query: Callable[[str, str, Any], None] | None = None) -> None:
         self.api_key = api_key
         self.budget = budget or MinuteBudget()
+        self.check_query = check_query
 
     def __call__(self, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
@@ -96,6 +98,9 @@ class Conventions:
                     refused.headers["Retry-After"] = str(reset)
                     response: web.StreamResponse = refused
                 else:
+                    if self.check_query is not None and request.query:
+                        resource = request.match_info.route.resource
+                        self.check_query(resource.canonical if resource else request.path, request.method, request.query)
                     response = await handler(request)
             except ProblemError as exc:
                 response = problem_response(exc)

@@ -36,7 +36,8 @@ def source_of(entry: dict[str, Any]) -> str:
 
 def event(entry: dict[str, Any]) -> bytes:
     ts = iso(entry["t"])
-    data = json.dumps({"ts": ts, "source": source_of(entry), "line": entry["message"]}, separators=(",", ":"))
+    line = entry.get("raw") or entry["message"]  # as the worker printed it (the SDK's JSON lines too)
+    data = json.dumps({"ts": ts, "source": source_of(entry), "line": line}, separators=(",", ":"))
     return f"id: {ts}/{entry.get('seq', 0):012d}\ndata: {data}\n\n".encode()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +32,48 @@ def document() -> dict[str, Any]:
 
 @functools.cache
 def _validator(name: str) -> Draft202012Validator:
-    # Imported on first use: jsonschema takes over a second to import, which every server start
-    # (and every background start that waits for it) would pay.
-    from jsonschema import Draft202012Validator
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT202012
+    return _validator_at(f"/components/schemas/{name}")
 
-    resource: Resource[Any] = DRAFT202012.create_resource(document())
-    registry: Registry[Any] = Registry().with_resource(_BASE, resource)
-    return Draft202012Validator({"$ref": f"{_BASE}#/components/schemas/{name}"}, registry=registry)
+
+#: ECMA-262's white space and line terminators: what ``\s`` means in a JSON Schema pattern.
+ECMA_SPACE = " \t\n\x0b\f\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    r"""A JSON Schema ``pattern`` (ECMA-262) as a Python regex: ``\d`` and ``\w`` ASCII only, ``\s``
+    ECMA's spaces (Python's also counts the separators U+001C-U+001F, so a valid key was refused)."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            pair = pattern[i:i + 2]
+            if pair == "\\s":
+                out.append(ECMA_SPACE if in_class else f"[{ECMA_SPACE}]")
+            elif pair == "\\S" and not in_class:
+                out.append(f"[^{ECMA_SPACE}]")
+            else:
+                out.append(pair)
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        i += 1
+    return re.compile("".join(out), re.ASCII)
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Any:
+    from jsonschema import ValidationError
+
+    if isinstance(instance, str) and not _compiled(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return ecma_regex(pattern)
 
 
 def check(name: str, body: Any) -> dict[str, Any]:
@@ -103,3 +137,74 @@ def unknown_fields(schema: Any, value: Any, path: str = "$") -> list[str]:
             continue
         out.extend(unknown_fields({"allOf": known[key]}, item, f"{path}.{key}"))
     return out
+
+
+# -- query parameters ----------------------------------------------------------------------------
+def _parameters(template: str, method: str) -> list[tuple[str, dict[str, Any]]]:
+    """(JSON pointer to its schema, parameter) for each query parameter the document declares."""
+    path = document()["paths"].get(template)
+    if not isinstance(path, dict) or not isinstance(path.get(method), dict):
+        return []
+    escaped = template.replace("~", "~0").replace("/", "~1")
+    out = []
+    for where, listed in (("", path.get("parameters") or []), (f"/{method}", path[method].get("parameters") or [])):
+        for index, parameter in enumerate(listed):
+            pointer = f"/paths/{escaped}{where}/parameters/{index}"
+            if isinstance(parameter.get("$ref"), str):
+                name = parameter["$ref"].rsplit("/", 1)[1]
+                pointer, parameter = f"/components/parameters/{name}", document()["components"]["parameters"][name]
+            if parameter.get("in") == "query":
+                out.append((f"{pointer}/schema", parameter))
+    return out
+
+
+@functools.cache
+def _validator_at(pointer: str) -> Draft202012Validator:
+    """A validator of the schema at ``pointer`` in the document (patterns read as ECMA-262)."""
+    # Imported on first use: jsonschema takes over a second to import, which every server start
+    # (and every background start that waits for it) would pay.
+    from jsonschema import Draft202012Validator, validators
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    resource: Resource[Any] = DRAFT202012.create_resource(document())
+    registry: Registry[Any] = Registry().with_resource(_BASE, resource)
+    ecma = validators.extend(Draft202012Validator, {"pattern": _pattern})
+    validator: Draft202012Validator = ecma({"$ref": f"{_BASE}#{pointer}"}, registry=registry)
+    return validator
+
+
+def _typed(text: str, schema: Any) -> Any:
+    """A query string as the JSON value its schema's type reads it as (left as text if it is not one)."""
+    kind = _resolve(schema).get("type") if isinstance(_resolve(schema), dict) else None
+    if kind == "integer" and text.lstrip("-").isdigit() and len(text) < 20:
+        return int(text)
+    if kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind == "boolean" and text in ("true", "false"):
+        return text == "true"
+    return text
+
+
+def check_query(template: str, method: str, query: Any) -> None:
+    """The request's query parameters against the operation's declared ones (style form: an array
+    is one comma-separated value); undeclared parameters are left alone. A violation is a 400,
+    as the handlers answer a query value they cannot use."""
+    errors: list[str] = []
+    for pointer, parameter in _parameters(template, method.lower()):
+        name = parameter["name"]
+        if name not in query:
+            continue
+        raw = ",".join(query.getall(name))
+        schema = _resolve(parameter.get("schema") or {})
+        if isinstance(schema, dict) and schema.get("type") == "array":
+            value: Any = [_typed(part, schema.get("items") or {}) for part in raw.split(",")] if raw else []
+        else:
+            value = _typed(raw, schema)
+        errors.extend(f"{name}: {e.message}" for e in _validator_at(pointer).iter_errors(value))
+    if errors:
+        raise problem(400, f"A query parameter is not valid: {errors[0]}.", errors=errors,
+                      hint="Send the values RunPod's REST API v2 document lists for these parameters.")

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ...api.models import GPU_POOLS
 from ..engine import Engine
 from ..model import EndpointRuntime, random_id
 from . import schema, shapes
@@ -71,6 +72,7 @@ class Serverless:
             raise problem(400, "Load-balancer endpoints are not supported by the embedded RunPod yet.",
                           hint='Create a queue endpoint ("type": "QUEUE"), or deploy to RunPod\'s cloud.')
         _one_volume(body)
+        _exclusions(body)
         container = self._source(body.get("templateId"))
         container.update(shapes.template_fields({k: v for k, v in body.items() if k in CONTAINER_KEYS}))
         template = self.catalog.save_template(
@@ -90,6 +92,7 @@ class Serverless:
             raise problem(400, "This is a GPU endpoint: its compute family cannot change to CPU.",
                           hint="Send gpu to change its GPUs, or create a CPU endpoint on RunPod's cloud.")
         _one_volume(body)
+        _exclusions(body)
         fields = shapes.endpoint_fields(body)
         changes = shapes.template_fields({k: v for k, v in body.items() if k in CONTAINER_KEYS})
         bound, restore = self._bound(ep), None
@@ -127,7 +130,8 @@ class Serverless:
             return {}
         template = self.catalog.templates.get(template_id)
         if template is None:
-            raise problem(400, f"Template {template_id} does not exist.", hint="List templates with GET /v2/templates.")
+            # RunPod's document: an unknown or inaccessible templateId is a 404.
+            raise problem(404, f"Template {template_id} does not exist.", hint="List templates with GET /v2/templates.")
         return _container(template)
 
 
@@ -150,6 +154,23 @@ def _one_volume(body: dict[str, Any]) -> None:
     if len(body.get("networkVolumes") or []) > 1:
         raise problem(400, "The embedded RunPod attaches at most one network volume to an endpoint.",
                       hint="Send one id in networkVolumes.")
+
+
+def _exclusions(body: dict[str, Any]) -> None:
+    """``gpu.excludedTypes`` names GPU types of the listed pools and leaves at least one (RunPod's
+    prose rules: a typo would otherwise be a filter that does nothing)."""
+    gpu = body.get("gpu") or {}
+    excluded = {e.strip() for e in gpu.get("excludedTypes") or []}
+    if not excluded:
+        return
+    types = [t for pool in gpu.get("pools") or [] for t in (GPU_POOLS[pool].gpu_types if pool in GPU_POOLS else ())]
+    stray = sorted(excluded.difference(types))
+    if stray:
+        raise problem(400, f"excludedTypes names GPU types that are in none of the pools: {', '.join(stray)}.",
+                      hint="Use the id of a GPU type whose pool (GET /v2/catalog/gpus) is in gpu.pools.")
+    if excluded.issuperset(types):
+        raise problem(400, "excludedTypes leaves no GPU type in the selected pools.",
+                      hint="Keep at least one type, or list another pool in gpu.pools.")
 
 
 def _not_allowed(request: web.Request, allowed: str) -> Exception:

@@ -78,6 +78,8 @@ def endpoint_fields(body: dict[str, Any]) -> dict[str, Any]:
         gpu = body["gpu"]
         if "pools" in gpu:
             out["gpuIds"] = ",".join(gpu["pools"])
+            # One selection with the pools: pools sent without exclusions clear them.
+            out["excludedTypes"] = list(dict.fromkeys(e.strip() for e in gpu.get("excludedTypes") or []))
         if "count" in gpu:
             out["gpuCount"] = gpu["count"]
         if "allowedCudaVersions" in gpu:
@@ -123,6 +125,7 @@ def endpoint_view(ep: EndpointRuntime, template: dict[str, Any], base: str, defa
         "gpu": {
             "pools": ep.gpu_ids, "count": ep.setting("gpuCount", 1),
             "allowedCudaVersions": _split(data.get("allowedCudaVersions")), "minCudaVersion": None,
+            **({"excludedTypes": list(data["excludedTypes"])} if data.get("excludedTypes") else {}),
         },
         "workers": {
             "min": ep.setting("workersMin", 0), "max": ep.setting("workersMax", 3),

@@ -43,11 +43,32 @@ function workersRow(s) {
 function workerList(s) {
   if (!s.workerList.length) return null;
   const rows = s.workerList.map((w) => h("tr", {},
-    h("td", {}, h("code", {}, w.id.slice(0, 10))), h("td", {}, h("span", { class: `rpj-dot rpj-s-${w.state}` }), w.state),
+    h("td", {}, h("code", {}, w.id.slice(0, 10))), h("td", {}, h("span", { class: `rpj-dot rpj-s-${w.state}` }), w.state, w.stale ? " (stale)" : ""),
     h("td", {}, w.gpu || ""), h("td", { class: "rpj-muted" }, w.reason || "")));
   const more = s.workersNotListed ? h("div", { class: "rpj-muted" }, `… and ${s.workersNotListed} more`) : null;
   return h("details", {}, h("summary", {}, `Worker list (${s.workerList.length + s.workersNotListed})`),
     h("table", { class: "rpj-workers" }, rows), more);
+}
+
+// The newest release and its rollout, from REST v2 ("2 of 3 workers on release 5").
+function releaseRow(s) {
+  const r = s.rollout;
+  if (!r) return null;
+  const parts = [r.workersTotal ? `${r.workersOnLatest} of ${r.workersTotal} workers on release ${r.version}` : `release ${r.version}`];
+  if (r.inProgress) parts.push("rolling out");
+  if (s.stale) parts.push(`${s.stale} stale worker(s)`);
+  const text = h("span", { class: "rpj-rollout", "data-in-progress": String(r.inProgress) }, parts.join(" · "));
+  const changed = r.changed.length ? h("span", { class: "rpj-muted" }, `changed ${r.changed.join(", ")}`) : null;
+  const bar = r.workersTotal ? h("div", { class: "rpj-bar rpj-rollout-bar", title: `${r.percentOnLatest}% on release ${r.version}` },
+    h("div", { class: "rpj-seg rpj-s-idle", style: `width:${r.percentOnLatest}%` }),
+    h("div", { class: "rpj-seg rpj-s-outdated", style: `width:${100 - r.percentOnLatest}%` })) : null;
+  return row("Release", text, bar, changed);
+}
+
+// Stock of one of the endpoint's pools (HIGH, MEDIUM, LOW, NONE), when known.
+function stockOf(s, pool) {
+  const level = s.stock ? s.stock[pool] : undefined;
+  return level ? h("span", { class: `rpj-stock rpj-stock-${level.toLowerCase()}`, "data-stock": level, title: "GPU stock now" }, level) : null;
 }
 
 function findings(s) {
@@ -66,7 +87,7 @@ function body(s) {
   const jobs = h("div", { class: "rpj-chips" }, JOBS.map(([key, label]) =>
     h("span", { class: `rpj-chip${s.jobs[key] ? "" : " rpj-zero"}`, "data-job": key }, h("b", {}, s.jobs[key]), " ", label)));
   const gpus = s.settings ? h("div", { class: "rpj-chips" }, s.settings.gpus.map((g) =>
-    h("span", { class: "rpj-chip", title: g.examples || "" }, g.id, g.perHour !== null ? ` ${money(g.perHour, 2)}/h` : ""))) : h("span", { class: "rpj-muted" }, "unknown");
+    h("span", { class: "rpj-chip", title: g.examples || "", "data-pool": g.id }, g.id, g.perHour !== null ? ` ${money(g.perHour, 2)}/h` : "", stockOf(s, g.id)))) : h("span", { class: "rpj-muted" }, "unknown");
   const st = s.settings;
   const scaling = st ? h("span", {}, `${st.workersMin}-${st.workersMax} workers · idle timeout ${st.idleTimeout} s · ${st.scaler} ${st.scalerValue}${st.scaler === "QUEUE_DELAY" ? " s" : ""}`) : h("span", { class: "rpj-muted" }, "unknown");
   return [
@@ -74,6 +95,7 @@ function body(s) {
     s.deleted ? h("div", { class: "rpj-notice rpj-notice-error" }, "This endpoint was deleted.") : null,
     workersRow(s),
     workerList(s),
+    releaseRow(s),
     row("Jobs", jobs),
     row("GPUs", gpus),
     row("Scaling", scaling),

@@ -64,6 +64,7 @@ function render({ model, el }) {
     logLines += lines.length;
     logText.append(lines.map((l) => `${clock(l.t)} ${l.message}\n`).join(""));
     if (logText.textContent.length > MAX_LOG_CHARS) logText.textContent = logText.textContent.slice(-MAX_LOG_CHARS / 2);
+    if (logs.hidden) logs.open = true; // the first lines: show them as they come
     logs.hidden = false;
     logSummary.textContent = `Worker log (${logLines} line${logLines === 1 ? "" : "s"})`;
   }
@@ -160,7 +161,7 @@ function render({ model, el }) {
     if (s.logsUrl && !logsLink.firstChild) {
       const url = s.logsUrl.startsWith("https://") ? s.logsUrl : null;
       logsLink.append("Worker log: ", url ? h("a", { href: url, target: "_blank", rel: "noopener" }, "RunPod console") : "RunPod console",
-        " (Logs tab; RunPod has no logs API)");
+        " (Logs tab)");
     }
     const n = s.notice;
     notice.className = `rpj-notice${n && n.level === "error" ? " rpj-notice-error" : ""}`;
