@@ -5,11 +5,12 @@ RunPod standing in for api.runpod.io (reached the way RunPod is: the ``cloud`` b
 The endpoint has two always-on workers and two releases. Every request is counted by an httpx
 transport that wraps the client's own (request line, headers and body both ways).
 
-- v2 (what :class:`~runpod_jupyter.widgets.poller.Tick` does): the endpoint (``GET
-  /v2/serverless/{id}``), ``/health`` (job counts), the account (GraphQL: v2 has no balance), and
-  ``GET /v2/serverless/{id}/workers``; the release history only when the worker list names a new
-  version, and GPU stock at most every ``STOCK_EVERY`` seconds (both amortised over a steady
-  poll at the idle full-read pace and reported apart as well).
+- v2 (what :class:`~runpod_jupyter.widgets.poller.Tick` does): ``GET /v2/serverless/{id}/workers``
+  and ``/health`` (job counts) on every full read; the endpoint's settings (``GET
+  /v2/serverless/{id}``) and its release history only when the worker list names a new version;
+  the account (GraphQL: v2 has no balance) at most every ``ACCOUNT_EVERY`` seconds and GPU stock
+  at most every ``STOCK_EVERY`` seconds (both amortised over a steady poll at the idle full-read
+  pace and reported apart as well).
 - legacy (the widget before): GraphQL ``myself { endpoint(id) }``, ``/health``, GraphQL account.
   It could not show throttled or unhealthy workers, staleness, rollout or stock on the cloud.
 
@@ -129,8 +130,12 @@ def main() -> None:
         def stock() -> None:
             client.gpu_stock()
 
+        def account() -> None:
+            client.account()
+
         rel_calls, rel_bytes = measure(releases, counter)
         stock_calls, stock_bytes = measure(stock, counter)
+        account_calls, account_bytes = measure(account, counter)
 
         def legacy_refresh() -> None:
             found = client._call(graphql.get_endpoint(client._gql, spec.id, client.retry))
@@ -146,11 +151,15 @@ def main() -> None:
         legacy_stock_calls, legacy_stock_bytes = measure(legacy_stock, counter)
         client.close()
 
-    # Amortised over an idle endpoint's full reads (every FULL_EVERY_IDLE s): stock every STOCK_EVERY s.
+    # Amortised over an idle endpoint's full reads (every FULL_EVERY_IDLE s): stock every
+    # STOCK_EVERY s, the balance every ACCOUNT_EVERY s.
+    from runpod_jupyter.diagnose import ACCOUNT_EVERY
+
     per_minute = 60.0 / poller.FULL_EVERY_IDLE
     stock_share = (60.0 / poller.STOCK_EVERY) / per_minute
-    amortised_calls = v2_calls + stock_share * stock_calls
-    amortised_bytes = v2_bytes + stock_share * stock_bytes
+    account_share = (60.0 / ACCOUNT_EVERY) / per_minute
+    amortised_calls = v2_calls + stock_share * stock_calls + account_share * account_calls
+    amortised_bytes = v2_bytes + stock_share * stock_bytes + account_share * account_bytes
     note(f"first v2 read (with releases and stock): {first_calls} calls, {first_bytes} B; "
          f"releases {rel_bytes:.0f} B, v2 stock {stock_bytes:.0f} B, GraphQL stock {legacy_stock_bytes:.0f} B")
     result(
@@ -158,7 +167,8 @@ def main() -> None:
         v2_calls=f"{v2_calls:.0f}", v2_bytes=f"{v2_bytes:.0f}",
         legacy_calls=f"{legacy_calls:.0f}", legacy_bytes=f"{legacy_bytes:.0f}",
         v2_amortised_calls=f"{amortised_calls:.2f}", v2_amortised_bytes=f"{amortised_bytes:.0f}",
-        bytes_ratio=f"{amortised_bytes / legacy_bytes:.2f}",
+        calls_ratio=f"{amortised_calls / legacy_calls:.2f}", bytes_ratio=f"{amortised_bytes / legacy_bytes:.2f}",
+        account_bytes=f"{account_bytes:.0f}",
         first_v2_calls=first_calls, first_v2_bytes=first_bytes,
         releases_bytes=f"{rel_bytes:.0f}", stock_calls=f"{stock_calls:.0f}", stock_bytes=f"{stock_bytes:.0f}",
         legacy_stock_bytes=f"{legacy_stock_bytes:.0f}", refreshes=REFRESHES,

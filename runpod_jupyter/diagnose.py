@@ -50,6 +50,7 @@ class EndpointState:
     oldest_queued_s: float | None = None
     stock: dict[str, str] | None = None  # GPU stock per pool, read when jobs wait without workers
     observed_at: float = field(default_factory=time.time)
+    account_at: float = field(default_factory=time.time)  # when ``account`` was read
     observed: Workers | None = None  # REST v2's worker list: states /health cannot tell, staleness
     releases: Releases | None = None  # REST v2's release history and the newest one's rollout
 
@@ -294,19 +295,41 @@ def with_workers(health: Health, workers: Workers) -> Health:
     return Health(jobs=health.jobs, workers=workers.counts(), registered=False)
 
 
-def gather(client: Client, endpoint_id: str) -> EndpointState:
-    """Read what the rules need through a sync :class:`~runpod_jupyter.api.Client`: the endpoint,
-    ``/health`` (job counts), the account, and REST v2's workers (callers that show the rollout
-    read the releases, which change only with the endpoint's version). On the embedded
-    RunPod its per-worker list adds exit codes, reasons and spend."""
+#: Seconds an earlier read's account balance is reused by :func:`gather` (it moves slowly).
+ACCOUNT_EVERY = 60.0
+
+
+def gather(client: Client, endpoint_id: str, *, previous: EndpointState | None = None) -> EndpointState:
+    """Read what the rules need through a sync :class:`~runpod_jupyter.api.Client`: REST v2's
+    workers, ``/health`` (job counts), the endpoint and the account (callers that show the rollout
+    read the releases, which change only with the endpoint's version). On the embedded RunPod its
+    per-worker list adds exit codes, reasons and spend.
+
+    With ``previous`` (an earlier read of the same endpoint, as a poller keeps), what cannot have
+    changed is not asked again: the endpoint's settings while its version (from the worker list)
+    is the same, since every change of settings is a new version; the balance for
+    :data:`ACCOUNT_EVERY` seconds. A steady refresh is then two requests: workers and health."""
     from .errors import EndpointNotFoundError, RunpodError
 
     state = EndpointState(endpoint_id=endpoint_id, backend=client.settings.backend)
-    try:
-        state.endpoint = client.get_endpoint(endpoint_id)
-        state.listed = state.endpoint is not None
-    except RunpodError:
-        pass
+    observed = None
+    with contextlib.suppress(RunpodError):
+        observed = client.workers(endpoint_id)
+    same_version = (
+        previous is not None and previous.endpoint is not None and previous.observed is not None
+        and observed is not None and observed.endpoint_version is not None
+        and observed.endpoint_version == previous.observed.endpoint_version
+    )
+    if same_version and previous is not None:
+        state.endpoint, state.listed = previous.endpoint, True
+    else:
+        try:
+            state.endpoint = client.get_endpoint(endpoint_id)
+            state.listed = state.endpoint is not None
+        except RunpodError:
+            pass
+    if state.listed:  # REST v2 on both backends: real worker states and staleness
+        state.observed = observed
     try:
         state.health = client.endpoint(endpoint_id).health()
         if not state.health.registered and state.listed:
@@ -316,11 +339,11 @@ def gather(client: Client, endpoint_id: str) -> EndpointState:
         state.rest_not_found = True
     except RunpodError:
         pass
-    with contextlib.suppress(RunpodError):
-        state.account = client.account()
-    if state.listed:  # REST v2 on both backends: real worker states and staleness
+    if previous is not None and previous.account is not None and time.time() - previous.account_at < ACCOUNT_EVERY:
+        state.account, state.account_at = previous.account, previous.account_at
+    else:
         with contextlib.suppress(RunpodError):
-            state.observed = client.workers(endpoint_id)
+            state.account = client.account()
     if client.settings.local_url is None and state.health is not None and state.observed is not None:
         state.health = with_workers(state.health, state.observed)
     if client.settings.local_url is not None:

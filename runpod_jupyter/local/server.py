@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import itertools
 import json
 import os
@@ -39,6 +40,7 @@ from .graphql_api import ManagementAPI
 from .model import Options
 from .store import Store
 from .v2 import routes as rest_v2_routes
+from .v2 import schema as v2_schema
 
 RUN_LIMIT = 10 * 1000 * 1000
 RUNSYNC_LIMIT = 20 * 1000 * 1000
@@ -401,7 +403,15 @@ async def start_server(options: Options, port: int = 0) -> tuple[web.AppRunner, 
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     options.control_url = f"http://127.0.0.1:{bound}"
     engine.start()
+    asyncio.get_running_loop().run_in_executor(None, _warm_schema)
     return runner, engine, bound
+
+
+def _warm_schema() -> None:
+    """Build REST v2's request checks in the background (see :func:`.v2.schema.warm`); should it
+    fail, the first request that needs them builds them and reports the error."""
+    with contextlib.suppress(Exception):
+        v2_schema.warm()
 
 
 async def _serve(options: Options, port: int, state_file: Path | None, announce: bool, lock: DataDirLock) -> None:

@@ -63,9 +63,10 @@ class _Known:
 class Tick:
     """What one round of polling learned about the endpoint, read lazily and at most once.
 
-    A full read (``gather``: settings, health, account, worker list) costs several requests;
-    between full reads, when the endpoint's health is unchanged, the last one is reused, so an
-    idle endpoint costs one health request per tick.
+    A full read (``gather``: worker list and health, plus settings when the endpoint's version
+    changed and the balance once a minute) costs two requests or a few; between full reads, when
+    the endpoint's health is unchanged, the last one is reused, so an idle endpoint costs one
+    health request per tick.
     """
 
     def __init__(self, deployment: ShownEndpoint, known: _Known | None = None, full_every: float = 0.0) -> None:
@@ -100,7 +101,8 @@ class Tick:
         from ..errors import RunpodError
 
         try:
-            gathered = gather(self.deployment.client, self.deployment.endpoint_id)
+            earlier = self._known.result[0] if self._known is not None and self._known.result is not None else None
+            gathered = gather(self.deployment.client, self.deployment.endpoint_id, previous=earlier)
             self._releases(gathered)
             self._stock(gathered)
             result: EndpointRead = (gathered, diagnose(gathered), None)

@@ -118,9 +118,11 @@ def test_poller_pauses_after_its_lifetime(fast_polls, monkeypatch):
 def test_full_reads_are_reused_while_health_is_unchanged(monkeypatch):
     dep = FakeDeployment("ep-reuse")
     reads = []
+    earlier = []
 
-    def gather(client, endpoint_id):
+    def gather(client, endpoint_id, *, previous=None):
         reads.append(endpoint_id)
+        earlier.append(previous)
         return EndpointState(endpoint_id=endpoint_id, backend="cloud", endpoint=dep.spec, listed=True, health=dep.health())
 
     monkeypatch.setattr("runpod_jupyter.diagnose.gather", gather)
@@ -132,6 +134,8 @@ def test_full_reads_are_reused_while_health_is_unchanged(monkeypatch):
     assert changed is not first and changed[0].health.jobs.in_queue == 1 and len(reads) == 2
     Tick(dep, known, full_every=0).endpoint()  # due for a full read anyway
     assert len(reads) == 3
+    # each full read hands gather the one before, so what cannot have changed is not asked again
+    assert earlier[0] is None and earlier[1] is first[0] and earlier[2] is changed[0]
 
 
 def test_coalescer_keeps_its_rate_and_loses_no_change():

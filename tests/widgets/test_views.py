@@ -137,7 +137,7 @@ def test_cancel_from_the_page(comms):
 
 
 def _endpoint(monkeypatch, dep: FakeDeployment):
-    def gather(client, endpoint_id):
+    def gather(client, endpoint_id, *, previous=None):
         return EndpointState(endpoint_id=endpoint_id, backend="cloud", endpoint=dep.spec, listed=True, health=dep.health())
 
     monkeypatch.setattr("runpod_jupyter.diagnose.gather", gather)
