@@ -112,7 +112,8 @@ class Catalog:
     def add_registry_auth(self, name: str, username: str, password: str) -> dict[str, Any]:
         """Keep a registry login under a unique name; of its password, only a digest."""
         if any(a["name"] == name for a in self.registry_auths.values()):
-            raise ControlPlaneError(f"Registry auth name must be unique: {name!r} is taken.")
+            raise ControlPlaneError(f"Registry auth name must be unique: {name!r} is taken.",
+                                    hint="Pick another name, or delete the old login first.")
         auth = {"id": random_id(10), "name": name, "username": username, "password": password_check(password)}
         self._save_registry_auth(auth)
         return auth

@@ -44,9 +44,6 @@ class Storage:
         if request.method != "POST":
             raise _not_allowed(request, "GET, POST")
         body = schema.check("CreateRegistryRequest", await read_body(request))
-        if any(a["name"] == body["name"] for a in auths.values()):
-            raise problem(400, f"Registry name must be unique: {body['name']!r} is taken.",
-                          hint="Pick another name, or delete the old one (DELETE /v2/registries/{id}).")
         auth = self.catalog.add_registry_auth(body["name"], body["username"], body["password"])
         return json_response(registry_view(auth), 201)
 
