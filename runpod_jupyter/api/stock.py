@@ -26,26 +26,26 @@ def level_of(stock_status: Any) -> str:
 def pool_levels(gpu_types: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """GraphQL ``gpuTypes`` rows (``id``, ``lowestPrice.stockStatus``) → the level per pool. Pools
     none of whose GPU types were listed are left out (unknown, not NONE)."""
-    out: dict[str, str] = {}
-    for row in gpu_types:
-        pool = POOL_OF_GPU_TYPE.get(str(row.get("id") or ""))
-        if pool is None:
-            continue
-        level = level_of((row.get("lowestPrice") or {}).get("stockStatus"))
-        if pool not in out or LEVELS.index(level) > LEVELS.index(out[pool]):
-            out[pool] = level
-    return out
+    return _best_per_pool(
+        (POOL_OF_GPU_TYPE.get(str(row.get("id") or "")), (row.get("lowestPrice") or {}).get("stockStatus"))
+        for row in gpu_types
+    )
 
 
 def catalog_levels(gpus: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """REST v2 ``GET /v2/catalog/gpus?include=AVAILABILITY&product=SERVERLESS`` rows (``pool``,
     ``availability``) → the level per pool, the best of its GPU types."""
+    return _best_per_pool((row.get("pool"), row.get("availability")) for row in gpus)
+
+
+def _best_per_pool(rows: Iterable[tuple[Any, Any]]) -> dict[str, str]:
+    """``(pool, level as the API spells it)`` per GPU type → the best level per pool (a pool places
+    workers on any of its types); rows without a pool are left out."""
     out: dict[str, str] = {}
-    for row in gpus:
-        pool = row.get("pool")
+    for pool, stock_status in rows:
         if not pool:
             continue
-        level = level_of(row.get("availability"))
+        level = level_of(stock_status)
         if pool not in out or LEVELS.index(level) > LEVELS.index(out[pool]):
             out[str(pool)] = level
     return out
