@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support import LOCAL_KEY, wait_for, worker_project
+from support import wait_for, worker_project
 
 pytestmark = pytest.mark.slow  # starts workers, kernels or browsers
 
@@ -26,14 +26,6 @@ async def handler(job):
 
 runpod.serverless.start({"handler": handler, "return_aggregate_stream": True})
 """
-
-
-@pytest.fixture()
-def sdk(local_runpod, monkeypatch):
-    monkeypatch.setenv("RUNPOD_API_BASE_URL", local_runpod.url)
-    monkeypatch.setattr(runpod, "api_key", LOCAL_KEY)
-    monkeypatch.setattr(runpod, "endpoint_url_base", local_runpod.rest_base)
-    return runpod
 
 
 @pytest.fixture()

@@ -62,15 +62,6 @@ def scenario(python: str, instance: Any, home: Path, which: str, **args: Any) ->
     return answer
 
 
-@pytest.fixture()
-def sdk1(local_runpod, monkeypatch):
-    """runpod 1.12 in this process, its GraphQL helpers pointed at the embedded RunPod."""
-    monkeypatch.setenv("RUNPOD_API_BASE_URL", local_runpod.url)
-    monkeypatch.setattr(runpod, "api_key", LOCAL_KEY)
-    monkeypatch.setattr(runpod, "endpoint_url_base", local_runpod.rest_base)
-    return runpod
-
-
 @pytest.fixture(scope="module")
 def made_by_sdk2(local_runpod, sdk2_python, tmp_path_factory) -> dict[str, Any]:
     """What SDK 2.0's module-level helpers made and answered (its worker runs SDK 2.0 too)."""
@@ -115,22 +106,22 @@ def test_sdk2_management_helpers(made_by_sdk2, sdk2_python):
         assert "serverless endpoints only" in refused["message"]
 
 
-def test_sdk1_graphql_sees_what_sdk2_made(made_by_sdk2, sdk1):
+def test_sdk1_graphql_sees_what_sdk2_made(made_by_sdk2, sdk):
     endpoint = made_by_sdk2["endpoint"]
-    listed = {e["id"]: e for e in sdk1.get_endpoints()}
+    listed = {e["id"]: e for e in sdk.get_endpoints()}
     seen = listed[endpoint["id"]]
     assert seen["name"] == endpoint["name"] and seen["gpuIds"] == "AMPERE_16"
     assert (seen["workersMin"], seen["workersMax"], seen["idleTimeout"]) == (0, 1, 7)
     assert (seen["scalerType"], seen["scalerValue"]) == ("QUEUE_DELAY", 3)
     assert {e["key"]: e["value"] for e in seen["env"]} == {"MODE": "3"}
-    assert sdk1.get_user()["pubKey"] == made_by_sdk2["user"]["pubKey"]
+    assert sdk.get_user()["pubKey"] == made_by_sdk2["user"]["pubKey"]
 
 
-def test_sdk2_sees_and_changes_what_sdk1_made(local_runpod, sdk1, sdk2_python, tmp_path):
+def test_sdk2_sees_and_changes_what_sdk1_made(local_runpod, sdk, sdk2_python, tmp_path):
     project = worker_project(tmp_path, HANDLER)
     name = f"sdk1-{uuid.uuid4().hex[:6]}"
-    template = sdk1.create_template(name=name, image_name=f"local:{project}", is_serverless=True)
-    made = sdk1.create_endpoint(name=name, template_id=template["id"], gpu_ids="ADA_24,AMPERE_24", workers_max=2)
+    template = sdk.create_template(name=name, image_name=f"local:{project}", is_serverless=True)
+    made = sdk.create_endpoint(name=name, template_id=template["id"], gpu_ids="ADA_24,AMPERE_24", workers_max=2)
 
     seen = scenario(sdk2_python, local_runpod, tmp_path / "home", "apps", endpoint_id=made["id"])
     listed = {e["id"]: e for e in seen["listed"]}[made["id"]]
@@ -141,7 +132,7 @@ def test_sdk2_sees_and_changes_what_sdk1_made(local_runpod, sdk1, sdk2_python, t
     assert seen["updated"]["scaling"] == {"type": "REQUEST_COUNT", "requestCount": 2}
     assert seen["updated"]["workers"]["max"] == 1
     assert seen["deleted"] is True and made["id"] not in {e["id"] for e in seen["after"]}
-    assert made["id"] not in {e["id"] for e in sdk1.get_endpoints()}
+    assert made["id"] not in {e["id"] for e in sdk.get_endpoints()}
 
 
 def test_sdk2_worker_and_job_clients(local_runpod, made_by_sdk2, sdk2_python, tmp_path):
