@@ -227,20 +227,23 @@ class _Rollout:
         return endpoint
 
     # -- steps -----------------------------------------------------------------------------
-    def _image(self) -> tuple[str, str | None]:
+    def _image(self, existing: EndpointSpec | None) -> tuple[str, str | None]:
+        """The image to run, and its registry login. On the cloud it is built and pushed only when
+        the endpoint does not already run this exact project."""
         if self.backend == "local":
             return f"local:{self.project.path}", None
-        from .image.publish import publish
+        from .image.publish import publish, published
 
+        if existing is not None and existing.image and existing.image == published(self.project, self.options):
+            self.report("build", f"the image of this project is already pushed: {existing.image}")
+            return existing.image, existing.registry_auth_id
         self.report("build", "building and pushing the worker image")
         return publish(self.client, self.project, self.options, self.report)
 
     def _wanted(self, existing: EndpointSpec | None) -> EndpointSpec:
-        """The endpoint this deploy asks for. The image is built (and pushed) only when the project
-        differs from what the endpoint runs."""
+        """The endpoint this deploy asks for."""
         o = self.options
-        same_project = existing is not None and existing.image.endswith(self.project.path.name) and self.backend == "local"
-        image, auth_id = (existing.image, existing.registry_auth_id) if same_project and existing else self._image()
+        image, auth_id = self._image(existing)
         return EndpointSpec(
             name=o.name, gpu_ids=tuple(o.gpu), workers_min=o.workers_min, workers_max=o.workers_max,
             idle_timeout=o.idle_timeout, scaler_type=o.scaler, scaler_value=o.scaler_value,

@@ -2,7 +2,7 @@
 
 The push target is ``<registry>/<endpoint name>:<content hash>`` (``--registry`` or
 ``%runpod_config registry`` names the registry and namespace, e.g. ``docker.io/me``), and the
-template gets the digest-pinned reference, so a release always runs exactly what was built.
+endpoint gets the digest-pinned reference, so a release always runs exactly what was built.
 Private registries get a RunPod registry login (``saveRegistryAuth``), created once and reused.
 """
 
@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Protocol
 
 from ..api import Client
-from ..errors import DeployError
+from ..errors import DeployError, ImageError
 from .auth import find_credentials
 from .builders import build_and_push
 from .reference import ImageRef, is_loopback
+from .registry import Registry
 from .result import Progress, ProgressCallback
 from .runpod_auth import ensure_registry_auth
 
@@ -51,6 +52,22 @@ class PublishOptions(Protocol):
 def image_target(registry: str, name: str, content_hash: str) -> str:
     repository = name.lower().replace("_", "-")
     return f"{registry.rstrip('/')}/{repository}:{content_hash[:12]}"
+
+
+def published(project: PublishedProject, options: PublishOptions) -> str | None:
+    """The digest-pinned image this exact project was already pushed as (its content-hash tag is
+    in the registry), or None when it was not or the registry cannot say. One manifest read: an
+    unchanged cell is not built again."""
+    if not options.registry:
+        return None
+    target = ImageRef.parse(image_target(options.registry, options.name, project.content_hash))
+    try:
+        with Registry(target.api_host, credentials=find_credentials(target.registry),
+                      scopes=[f"repository:{target.repository}:pull"]) as registry:
+            manifest = registry.get_manifest(target.repository, target.tag or "latest")
+    except ImageError:
+        return None
+    return target.with_tag(None).with_digest(manifest.digest).pinned()
 
 
 def publish(client: Client, project: PublishedProject, options: PublishOptions,

@@ -61,6 +61,14 @@ def test_cloud_deploy_pushes_a_pinned_image_and_updates_in_place(cloud_api, regi
     kilobytes = float(pushed.split("(")[1].split(" kB")[0])
     assert kilobytes < 8  # a handler edit re-pushes kilobytes, not the dependencies
     assert "image" in cloud_api.releases(first.endpoint_id).latest.fields  # one PATCH: a new release
+
+    reported.clear()
+    version = cloud_api.releases(first.endpoint_id).endpoint_version
+    _deploy(2, registry, reported)  # the same cell again: nothing is built, pushed or released
+    assert not any(line.startswith("pushed ") for line in reported)
+    assert any("already pushed" in line for line in reported) and any("up to date" in line for line in reported)
+    assert cloud_api.get_endpoint(first.endpoint_id).image == again
+    assert cloud_api.releases(first.endpoint_id).endpoint_version == version
     second.delete()
     assert find_endpoint(cloud_api, "cloudy") is None
 
