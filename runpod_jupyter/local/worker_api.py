@@ -61,6 +61,7 @@ class WorkerAPI:
         """Give the job at the head of the endpoint's queue to the worker."""
         now = time.time()
         job = self.queue.take_next(ep, worker.id, now)
+        self._unlisted.pop(job.id, None)  # a retried job's earlier run missed heartbeats of its own
         self.fleet.took_job(worker, job.id, now)
         self.queue.save(job)
         return job

@@ -96,3 +96,24 @@ def test_local_job_list_is_newest_first_and_bounded(local_runpod, queued_jobs, l
     params = {"endpoint_id": endpoint_id} if limit is None else {"endpoint_id": endpoint_id, "limit": limit}
     listed = [job["id"] for job in local_get(local_runpod, "/local/jobs", **params)["jobs"]]
     assert listed == list(reversed(ids))[:expected]
+
+
+def test_a_retried_job_starts_its_heartbeat_count_afresh(tmp_path):
+    """The SDK may send one heartbeat before it records a job it just took. A miss counted on the
+    job's first run must not add to its retry's: one early heartbeat must not fail the retried job."""
+    engine = engine_on_disk(tmp_path)
+    ep = add_endpoint(engine, "ep-retry")
+    worker = add_worker(engine, ep, "w-1")
+    job = engine.queue.submit(ep, {"input": 1}, "run")
+    engine.worker_api.assign(ep, worker)
+    engine.worker_api.ping(worker.id, {})  # sent before the worker recorded the job
+    engine.worker_api.job_done(worker.id, job.id, {"error": "first attempt fails"})
+    assert job.status == "FAILED"
+
+    engine.queue.retry(ep, job)  # at once: no heartbeat in between
+    engine.worker_api.assign(ep, worker)
+    engine.worker_api.ping(worker.id, {})  # again one early heartbeat
+    assert job.status == "IN_PROGRESS" and job.worker_id == worker.id
+    engine.worker_api.ping(worker.id, {"job_id": job.id})
+    engine.worker_api.job_done(worker.id, job.id, {"output": {"again": 1}})
+    assert job.status == "COMPLETED" and job.output == {"again": 1}
