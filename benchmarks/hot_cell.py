@@ -4,11 +4,11 @@ roll) → first result, both on the local backend, measured in the same run.
 Each round edits the cell (a new constant), so neither side can reuse the previous run's work.
 Runs are spaced as a person edits: at least ``SPACING`` seconds apart, so the SDK worker's
 one-second pacing between jobs is not counted against the runner, plus a random part. A fixed gap
-would be a multiple of the SDK worker loop's 0.1 s tick, whose phase is set by the end of the
-previous job: every run would then arrive just after a tick and wait almost a whole one (measured:
-85 ms a run at exactly 1.5 s, against 16-120 ms spread evenly with random gaps). The runner is created before
-the first timed round (its creation is a one-off, printed apart). Prints one
-``RESULT hot_cell ...`` line; the target is ``speedup`` of at least 10.
+would lock onto the stock SDK 1.x loop's 0.1 s look at its job queue, whose phase is set by the
+end of the previous job, and measure its worst phase every time (the deploy side's worker has that
+loop; the runner's starts a job as it arrives). The runner is created before the first timed round
+(its creation is a one-off, printed apart). Prints one ``RESULT hot_cell ...`` line; the target is
+``speedup`` of at least 10.
 """
 
 from __future__ import annotations
