@@ -10,7 +10,8 @@ Per job: the versions the kernel pickled with are compared with this worker's be
 unpickled (a mismatch ends the job as a ``failed`` chunk with error_type "VersionMismatch", and
 nothing runs); the code runs in a thread while this async generator yields ``output`` and
 ``display`` chunks as they come (about every 50 ms while output flows); the last chunk is ``done``
-or ``failed``. A cancelled job interrupts the code with KeyboardInterrupt.
+or ``failed``. A cancelled job interrupts the code with KeyboardInterrupt and keeps its slot until
+the code has stopped (at most ``SETTLE_S``), so the next job never runs beside it.
 
 In a worker process the SDK 1.x loop is changed in two ways before it starts: a job starts as soon
 as the job-take hands it over, as in SDK 2.0, not at the loop's next look at its queue (every
@@ -48,6 +49,7 @@ KIND_CELL = "runpod_jupyter.runner.cell"
 KIND_CALL = "runpod_jupyter.runner.call"
 RETURN_BUDGET = 8_000_000
 FLUSH_S = 0.05
+SETTLE_S = 10.0  # seconds a cancelled job's code is given to stop before the next job may start
 BACKEND = "runpod_runner_backend"  # matplotlib backend module served by _Finder
 # Imported only once a cell imports matplotlib itself (names kept out of the image's requirements).
 MPL_AGG, MPL_BASES = "matplotlib.backends.backend_agg", "matplotlib.backend_bases"
@@ -103,10 +105,11 @@ async def handler(job: dict[str, Any]) -> Any:
                 break
         yield run.final
     finally:
-        if _ACTIVE is run:
-            _ACTIVE = None
         if not run.finished and thread.is_alive():  # cancelled, or the generator was closed
             _interrupt(thread)
+            await _settle(thread)
+        if _ACTIVE is run:
+            _ACTIVE = None
 
 
 def _refusal(request: Any, worker_id: str) -> dict[str, Any] | None:
@@ -151,6 +154,16 @@ def _installed(dist: str) -> str | None:
 def _failed_chunk(error_type: str, message: str, text: str, worker_id: str) -> dict[str, Any]:
     return {"kind": "failed", "format": FORMAT, "error_type": error_type, "message": message,
             "traceback": text, "worker_id": worker_id}
+
+
+async def _settle(thread: threading.Thread) -> None:
+    """Keep the job's slot until its interrupted code has stopped, so the next job never runs
+    beside it; bounded, since code blocked in a C call sees the interrupt only when that returns.
+    RunPod repeats its stop signal meanwhile: the repeats are waited through."""
+    deadline = time.monotonic() + SETTLE_S
+    while thread.is_alive() and time.monotonic() < deadline:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.01)
 
 
 def _interrupt(thread: threading.Thread) -> None:
