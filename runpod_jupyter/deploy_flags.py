@@ -114,6 +114,8 @@ FLAGS: tuple[Flag, ...] = (
          metavar="SPEC", convert=_tuple),
     Flag("--base", "base image (default: a RunPod base for this Python)", "base_image"),
     Flag("--concurrency", "jobs per worker at once (async handlers)", "concurrency", type=int),
+    Flag("--stream-only", "generator handlers: the final result does not repeat the streamed chunks "
+         "(for clients that read /stream)", "aggregate_stream", action="store_true", convert=lambda v: not v),
     Flag("--execution-timeout", "seconds a job may run", "execution_timeout", type=int),
     Flag("--registry", f"cloud: where to push the image, e.g. docker.io/me/workers (default: ${REGISTRY_ENV})",
          "registry", convert=_registry),

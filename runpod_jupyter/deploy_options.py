@@ -36,6 +36,7 @@ class DeployOptions:
     requirements: tuple[str, ...] = ()
     base_image: str | None = None
     concurrency: int | None = None
+    aggregate_stream: bool = True  # generator handlers: the final result repeats the streamed chunks
     execution_timeout: int | None = None  # seconds
     registry: str | None = None  # cloud: where images are pushed, e.g. docker.io/me/workers
     builder: str | None = None  # cloud: "oci" (daemonless, default), "docker", "podman", "buildah"

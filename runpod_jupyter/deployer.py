@@ -95,6 +95,7 @@ def package(
     common: dict[str, Any] = dict(
         name=options.name, handler=options.handler, capture=options.capture,
         requirements=options.requirements, base_image=options.base_image, concurrency=options.concurrency,
+        aggregate_stream=options.aggregate_stream,
     )
     if callable(source):  # the function given is the handler, whatever its name
         common["handler"] = getattr(source, "__name__", options.handler)

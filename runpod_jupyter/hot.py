@@ -141,6 +141,7 @@ def _create(
         deployment = deploy(
             Path(runner.HANDLER_FILE), name, backend=backend, requirements=tuple(sorted(requirements)), gpu=gpu,
             workers_min=0, workers_max=workers_max, idle_timeout=idle_timeout,
+            aggregate_stream=False,  # the kernel reads the stream; a repeat would double large outputs
             env={REQUIREMENTS_ENV: "\n".join(sorted(requirements))},
             on_progress=lambda phase, detail: report(detail) if phase in ("build", "wait", "ready", "slow") else None,
         )

@@ -9,8 +9,9 @@ own line numbers are given in a comment above each block so errors are easy to t
 
 Start config: ``"handler"`` always; ``"return_aggregate_stream": True`` for generator handlers, so
 a job's result (``/run`` then ``/status``, or ``/runsync``) holds the yielded chunks instead of an
-empty list; ``"refresh_worker": True`` on request; and a ``concurrency_modifier`` returning the
-asked concurrency when it is above 1.
+empty list (unless asked not to: clients that read ``/stream`` only would get every chunk twice,
+and a large one twice against the result's size limit); ``"refresh_worker": True`` on request;
+and a ``concurrency_modifier`` returning the asked concurrency when it is above 1.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def render_handler(
     captured: Sequence[CapturedValue],
     concurrency: int,
     refresh_worker: bool,
+    aggregate_stream: bool = True,
 ) -> str:
     """The complete handler.py text."""
     kind = analysis.handler_kind
@@ -111,7 +113,7 @@ def render_handler(
         parts.append(_block(analysis, run, lines))
     if captured and capture_before is None:
         parts.append(_capture_block(captured))
-    parts.append(_main_block(analysis.handler, kind, concurrency, refresh_worker))
+    parts.append(_main_block(analysis.handler, kind, concurrency, refresh_worker, aggregate_stream))
     return "\n\n\n".join(parts) + "\n"
 
 
@@ -131,9 +133,9 @@ def _capture_block(captured: Sequence[CapturedValue]) -> str:
     return "\n".join(lines)
 
 
-def _main_block(handler: str, kind: str, concurrency: int, refresh_worker: bool) -> str:
+def _main_block(handler: str, kind: str, concurrency: int, refresh_worker: bool, aggregate_stream: bool) -> str:
     config = [f'"handler": {handler}']
-    if kind in ("generator", "async_generator"):
+    if aggregate_stream and kind in ("generator", "async_generator"):
         config.append('"return_aggregate_stream": True')
     if refresh_worker:
         config.append('"refresh_worker": True')

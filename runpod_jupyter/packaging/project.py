@@ -126,6 +126,7 @@ def package_cell(
     base_image: str | None = None,
     concurrency: int | None = None,
     refresh_worker: bool = False,
+    aggregate_stream: bool = True,
     first_line: int = 1,
     origin: str = "the cell",
 ) -> WorkerProject:
@@ -135,6 +136,7 @@ def package_cell(
     become imports; ``capture`` names are pickled). ``local_dir`` is where local modules live
     (default: the current directory, a kernel's notebook directory). ``first_line`` is the line
     number of the source's first line as the user sees it (2 when the cell starts with a magic).
+    ``aggregate_stream=False``: a generator handler's final result does not repeat its chunks.
     Raises a :class:`~.errors.PackagingError` subclass, with a hint, when it cannot.
     """
     check_endpoint_name(name, error=PackagingError)
@@ -169,7 +171,7 @@ def package_cell(
 
     handler_py = render_handler(
         analysis, endpoint=name, import_lines=resolution.import_lines, captured=resolution.captured,
-        concurrency=conc, refresh_worker=refresh_worker,
+        concurrency=conc, refresh_worker=refresh_worker, aggregate_stream=aggregate_stream,
     )
     try:
         compile(handler_py, "handler.py", "exec")
@@ -206,7 +208,7 @@ def package_cell(
             "capture": sorted(c.name for c in resolution.captured),
             "concurrency": conc,
             "refresh_worker": refresh_worker,
-            "return_aggregate_stream": analysis.handler_kind in ("generator", "async_generator"),
+            "return_aggregate_stream": aggregate_stream and analysis.handler_kind in ("generator", "async_generator"),
             "requirements": sorted(requirements),
         },
         "requirements": list(reqs.lines),

@@ -211,6 +211,8 @@ def job_state(
     if status is JobStatus.COMPLETED:
         if chunks and snapshot.output == chunks:
             result_note = f"the {len(chunks)} streamed chunk(s) above, aggregated"
+        elif chunks and snapshot.output == []:  # a stream-only endpoint
+            result_note = f"the {len(chunks)} streamed chunk(s) above"
         elif snapshot.output is not None:
             result = render.items(snapshot.output)
         else:

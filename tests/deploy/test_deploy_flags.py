@@ -59,7 +59,7 @@ def test_the_same_flags_give_the_same_options(monkeypatch):
     monkeypatch.setenv("RUNPOD_JUPYTER_REGISTRY", "docker.io/me/workers")
     flags = ["--local", "--gpu", "ADA_24, AMPERE_24", "--workers-max", "2", "--env", "A=1", "--env", "B=x=y",
              "--capture", "model", "--requirement", "torch==2.3", "--base", "img:1", "--no-wait",
-             "--scaler", "REQUEST_COUNT", "--concurrency", "4"]
+             "--scaler", "REQUEST_COUNT", "--concurrency", "4", "--stream-only"]
     from_magic = options_from_args(_magic_parser().parse_args(["echo", *flags]), "echo")
     from_cli = options_from_args(_cli_parser().parse_args(["worker.py", "--name", "echo", *flags]), "echo")
     assert from_magic == from_cli
@@ -67,6 +67,7 @@ def test_the_same_flags_give_the_same_options(monkeypatch):
     assert dict(from_cli.env) == {"A": "1", "B": "x=y"} and from_cli.capture == ("model",)
     assert from_cli.requirements == ("torch==2.3",) and from_cli.base_image == "img:1" and not from_cli.wait
     assert from_cli.registry == "docker.io/me/workers"  # the environment's, for both front ends
+    assert from_cli.aggregate_stream is False and DeployOptions(name="echo").aggregate_stream is True
 
 
 def test_one_gpu_list_parser():

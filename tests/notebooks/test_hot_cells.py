@@ -38,6 +38,8 @@ print('KEY_IN_PAYLOAD', key in json.dumps(payload))""",
 import os
 worker_env = dict(os.environ)
 unused = 1""",
+    "final-output": "from runpod_jupyter import hot\nfinal = hot.last_job().refresh()\n"
+    "print('FINAL_OUTPUT', final.status.value, final.output)",
     "key-in-worker-env": "print('KEY_IN_WORKER_ENV', any(key in v for v in worker_env.values()), "
     f"any({LOCAL_KEY!r} in v for v in worker_env.values()), 'unused' in globals())",
     "unshippable": "import threading\nlock = threading.Lock()",
@@ -158,6 +160,12 @@ def _quota_refusal() -> str:
         hog.delete()
         hot.forget_runners()
     return "(not refused)"
+
+
+def test_the_result_does_not_repeat_what_the_stream_carried(executed):
+    """The runner's chunks travel once, through /stream: its job's final result is empty, so a
+    large output does not count twice against RunPod's result size limit."""
+    assert _printed(_cell(executed[0], "final-output"), "FINAL_OUTPUT") == "COMPLETED []"
 
 
 def test_a_remote_cell_streams_displays_and_binds(executed):

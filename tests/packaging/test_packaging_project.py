@@ -105,6 +105,15 @@ def test_generator_handlers_aggregate_their_stream(pkg):
     assert "not iterated by --test_input" in project.handler_path.read_text()
 
 
+def test_a_stream_only_generator_does_not_repeat_its_chunks_in_the_result(pkg):
+    project = pkg(GENERATOR, aggregate_stream=False)
+    config = start_config(project.handler_path.read_text())
+    assert [ast.literal_eval(k) for k in config.keys] == ["handler"]  # the SDK's default: no aggregate
+    manifest = json.loads(project.manifest_path.read_text())
+    assert manifest["options"]["return_aggregate_stream"] is False
+    assert project.content_hash != pkg(GENERATOR).content_hash  # a change of setting is a new project
+
+
 def test_concurrency_adds_a_modifier_returning_it(pkg):
     project = pkg("async def handler(job):\n    return 1\n", concurrency=4, refresh_worker=True)
     text = project.handler_path.read_text()

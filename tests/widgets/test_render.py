@@ -101,3 +101,17 @@ def test_saved_stream_keeps_the_latest_items_within_bounds():
     assert kept[-1] == {"k": "text", "t": "end"}
     assert kept[-2]["k"] == "json" and "not kept in the notebook" in kept[-2]["t"]  # too big to save
     assert kept[0] == {"k": "json", "t": str(500 - snapshot.STATIC_ITEMS + 2)}
+
+
+@pytest.mark.parametrize(("output", "note"), [
+    (["a", "b"], "the 2 streamed chunk(s) above, aggregated"),
+    ([], "the 2 streamed chunk(s) above"),  # --stream-only: the result does not repeat them
+])
+def test_a_streamed_result_is_named_not_shown_again(output, note):
+    from runpod_jupyter.api.models import JobState, JobStatus
+
+    shown = state.job_state(
+        job_id="j-1", endpoint="ep", backend="local", snapshot=JobState(id="j-1", status=JobStatus.COMPLETED, output=output),
+        detail=None, observed=[], progress_seen=[], stream_count=2, chunks=["a", "b"], stream_error=None, log_count=0,
+    )
+    assert shown["resultNote"] == note and shown["result"] == []
