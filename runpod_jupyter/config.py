@@ -100,6 +100,12 @@ def choose_backend(explicit: str | None = None, api_key: str | None = None) -> B
     return "cloud" if cloud_credentials(api_key).api_key else "local"
 
 
+def push_registry(explicit: str | None = None) -> str | None:
+    """Where cloud deploys push images: ``--registry`` > ``RUNPOD_JUPYTER_REGISTRY`` (what
+    ``%runpod_config registry`` sets) > none (a cloud deploy then says how to set one)."""
+    return (explicit or "").strip() or os.environ.get("RUNPOD_JUPYTER_REGISTRY", "").strip() or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where to send REST and GraphQL requests, and with which key."""

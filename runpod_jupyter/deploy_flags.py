@@ -13,11 +13,11 @@ parsers from this table at import time.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import config
 from .deploy_options import BUILDERS, SCALERS, DeployOptions, default
 from .errors import FlagError
 
@@ -49,7 +49,7 @@ def _gpus(text: str) -> tuple[str, ...]:
 
 
 def _registry(value: str | None) -> str | None:
-    return value or os.environ.get(REGISTRY_ENV) or None
+    return config.push_registry(value)
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,7 @@ def deploy(
             flags["gpu"] = parse_gpu_list(flags["gpu"])
         options = DeployOptions(name=name, **flags)
     report = on_progress or (lambda phase, detail: None)
+    options = replace(options, registry=config.push_registry(options.registry))  # deploy() as the flags do
     validate_options(options)
     backend = config.choose_backend(options.backend)
     # The cloud's key is checked before anything is written; the embedded RunPod starts only

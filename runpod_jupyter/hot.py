@@ -4,8 +4,8 @@ warm worker that outlives edits.
 One runner per environment, named ``runner-<hash>`` after the kernel's interpreter, so it reads
 clearly in ``%runpod_endpoints``. It is an ordinary endpoint: created on first use by the public
 deploy path with the runner's worker handler, then found and reused. An edited cell never deploys;
-only requirements the runner lacks (or a changed ``--gpu``/``--workers-max``/``--idle-timeout``)
-make a new release. On the local backend the runner's worker runs in the kernel's own environment.
+only requirements the runner lacks (or a changed ``--gpu``/``--workers-max``/``--idle-timeout``/
+``--base``) make a new release. On the local backend the runner's worker runs in the kernel's own environment.
 
 Each run is one job: the cell and the values it reads are packed by :mod:`runpod_jupyter.runner`,
 the job's stream is followed as it arrives (prints and displays land in the cell in order), and
@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ DEFAULT_WORKERS_MAX = 1
 DEFAULT_IDLE_TIMEOUT = 600  # seconds: long enough to stay warm between edits
 #: Env entry recording the requirements a runner was built with (to know when it lacks one).
 REQUIREMENTS_ENV = "RUNPOD_JUPYTER_RUNNER_REQUIREMENTS"
+#: Env entry recording the base image a runner was built on, when one was asked for.
+BASE_ENV = "RUNPOD_JUPYTER_RUNNER_BASE"
 #: Seconds without any output before the cell says it is waiting for a worker (and why).
 QUIET_NOTICE = 5.0
 
@@ -48,6 +50,7 @@ class RunnerOptions:
     workers_max: int | None = None
     idle_timeout: int | None = None
     timeout: float | None = None  # seconds a run may take before it is cancelled
+    base_image: str | None = None  # cloud: the runner image's base (default: a RunPod base for this Python)
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class _Runner:
     gpu: tuple[str, ...]
     workers_max: int
     idle_timeout: int
+    base_image: str | None = None
 
     def fits(self, wanted: frozenset[str], options: RunnerOptions) -> bool:
         return (
@@ -64,6 +68,7 @@ class _Runner:
             and (options.gpu is None or tuple(options.gpu) == self.gpu)
             and (options.workers_max is None or options.workers_max == self.workers_max)
             and (options.idle_timeout is None or options.idle_timeout == self.idle_timeout)
+            and (options.base_image is None or options.base_image == self.base_image)
         )
 
 
@@ -91,8 +96,10 @@ def ensure_runner(
     backend = config.choose_backend(options.backend)
     name = runner_name()
     wanted = frozenset(runner.RUNNER_REQUIREMENTS) | frozenset(options.requirements)
-    if backend == "cloud":  # locally the worker runs in the kernel's own environment
+    if backend == "cloud":
         wanted |= frozenset(needed)
+    else:  # locally the worker runs in the kernel's own environment: no image, no base
+        options = replace(options, base_image=None)
     with _runners_lock:
         known = _runners.get((backend, name)) or _look_up(backend, name)
         if known is None or not known.fits(wanted, options):
@@ -120,7 +127,8 @@ def _look_up(backend: str, name: str) -> _Runner | None:
     recorded = frozenset(line for line in str(spec.env.get(REQUIREMENTS_ENV, "")).splitlines() if line)
     deployment = Deployment(name=spec.name, endpoint_id=spec.saved_id, backend=settings.backend, settings=settings,
                             request_urls=spec.request_urls)
-    return _Runner(deployment, recorded, tuple(spec.gpu_ids), spec.workers_max, spec.idle_timeout)
+    return _Runner(deployment, recorded, tuple(spec.gpu_ids), spec.workers_max, spec.idle_timeout,
+                   spec.env.get(BASE_ENV) or None)
 
 
 def _create(
@@ -135,6 +143,8 @@ def _create(
         known.workers_max if known else DEFAULT_WORKERS_MAX)
     idle_timeout = options.idle_timeout if options.idle_timeout is not None else (
         known.idle_timeout if known else DEFAULT_IDLE_TIMEOUT)
+    base_image = options.base_image or (known.base_image if known else None)
+    env = {REQUIREMENTS_ENV: "\n".join(sorted(requirements)), **({BASE_ENV: base_image} if base_image else {})}
     report(f"{'updating' if known else 'creating'} runner {name} on the {backend} backend "
            f"({workers_max} worker(s) max, kept warm {idle_timeout} s)")
     try:
@@ -142,14 +152,14 @@ def _create(
             Path(runner.HANDLER_FILE), name, backend=backend, requirements=tuple(sorted(requirements)), gpu=gpu,
             workers_min=0, workers_max=workers_max, idle_timeout=idle_timeout,
             aggregate_stream=False,  # the kernel reads the stream; a repeat would double large outputs
-            env={REQUIREMENTS_ENV: "\n".join(sorted(requirements))},
+            base_image=base_image, env=env,
             on_progress=lambda phase, detail: report(detail) if phase in ("build", "wait", "ready", "slow") else None,
         )
     except DeployError as exc:
         if "worker quota" in exc.message:
             raise _quota_error(name, backend, workers_max) from None
         raise
-    return _Runner(deployment, requirements, gpu, workers_max, idle_timeout)
+    return _Runner(deployment, requirements, gpu, workers_max, idle_timeout, base_image)
 
 
 def _quota_error(name: str, backend: str, workers_max: int) -> DeployError:
@@ -369,13 +379,14 @@ def remote(
     workers_max: int | None = None,
     idle_timeout: int | None = None,
     timeout: float | None = None,
+    base_image: str | None = None,
 ) -> Any:
     """Decorator: ``@remote`` or ``@remote(gpu="ADA_24")`` on a notebook function gives it
     ``.remote(*args, **kwargs)`` and ``.map(items)``, run on this environment's runner."""
     pools = tuple(g.strip() for g in gpu.split(",") if g.strip()) if isinstance(gpu, str) else (
         tuple(gpu) if gpu else None)
     options = RunnerOptions(backend=backend, gpu=pools, requirements=tuple(requirements),
-                            workers_max=workers_max, idle_timeout=idle_timeout, timeout=timeout)
+                            workers_max=workers_max, idle_timeout=idle_timeout, timeout=timeout, base_image=base_image)
     if fn is not None:
         return RemoteFunction(fn, options)
     return lambda f: RemoteFunction(f, options)

@@ -110,6 +110,8 @@ class RunpodMagics(Magics):
     @argument("--workers-max", type=int, default=None, metavar="N", help="runner workers (default: 1)")
     @argument("--idle-timeout", type=int, default=None, metavar="S",
               help="seconds the runner's worker stays warm when idle (default: 600)")
+    @argument("--base", default=None, metavar="IMAGE",
+              help="cloud: the runner image's base, e.g. a runpod/pytorch image (default: a RunPod base)")
     @cell_magic
     def runpod_run(self, line: str, cell: str) -> Any:
         """Run this cell on a warm worker of this environment's runner endpoint.
@@ -129,7 +131,7 @@ class RunpodMagics(Magics):
 
         options = RunnerOptions(
             backend=backend, gpu=gpu, requirements=tuple(args.requirement or ()), workers_max=args.workers_max,
-            idle_timeout=args.idle_timeout, timeout=args.timeout,
+            idle_timeout=args.idle_timeout, timeout=args.timeout, base_image=args.base,
         )
         count = getattr(self.shell, "execution_count", None)
         filename = f"Cell In[{count}]" if count else "<cell>"

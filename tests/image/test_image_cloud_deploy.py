@@ -109,3 +109,37 @@ def test_cloud_deploy_without_push_credentials_builds_nothing(cloud_api):
                               registry="docker.io/someone", wait=False)
     assert "No push credentials" in str(caught.value) and "docker login" in str(caught.value)
     assert find_endpoint(cloud_api, "nocreds") is None
+
+
+def test_a_cloud_runner_is_pushed_where_runpod_config_registry_says(cloud_api, registry, monkeypatch):
+    """``%%runpod_run --cloud``'s runner on the cloud path: its image holds the packages the cell
+    imports, pinned to the kernel's versions, on the base asked for, pushed to the registry that
+    ``%runpod_config registry`` set; a later kernel finds it by name and reuses it. No worker can
+    run a cloud image here, so the runner asks for none (``workers_max=0``) instead of waiting."""
+    from runpod_jupyter import hot, runner
+
+    monkeypatch.setenv("RUNPOD_JUPYTER_REGISTRY", f"{registry.host}/team")  # what %runpod_config registry sets
+    hot.forget_runners()
+    options = hot.RunnerOptions(backend="cloud", gpu=("ADA_24",), workers_max=0,
+                                base_image=f"{registry.host}/base/tiny:docker")
+    needed = runner.requirements_for("import cloudpickle\nblob = cloudpickle.dumps(1)\n")
+    reported: list[str] = []
+    created = hot.ensure_runner(options, needed, report=reported.append)
+    spec = cloud_api.get_endpoint(created.endpoint_id)
+    assert spec.name == hot.runner_name()
+    assert spec.image.startswith(f"{registry.host}/team/{hot.runner_name()}@sha256:")
+    assert set(needed) <= set(spec.env[hot.REQUIREMENTS_ENV].splitlines())
+    assert spec.env[hot.BASE_ENV] == options.base_image
+    assert "RUNPOD_API_KEY" not in spec.env and spec.docker_args == ""
+    config = skopeo_inspect(spec.image, config=True)
+    assert "/app/handler.py" in " ".join(config["config"]["Cmd"])
+    assert any(line.startswith("pushed ") for line in reported)
+
+    version = cloud_api.releases(created.endpoint_id).endpoint_version
+    hot.forget_runners()  # a new kernel: the runner is found by name and has what the cell needs
+    reported.clear()
+    again = hot.ensure_runner(options, needed, report=reported.append)
+    assert again.endpoint_id == created.endpoint_id and not reported
+    assert cloud_api.releases(created.endpoint_id).endpoint_version == version
+    again.delete()
+    hot.forget_runners()
