@@ -86,24 +86,32 @@ def cloud_credentials(api_key: str | None = None) -> CloudCredentials:
     return CloudCredentials(None, "none")
 
 
+#: The backend ``%runpod_config backend`` chooses for this kernel.
+BACKEND_ENV = "RUNPOD_JUPYTER_BACKEND"
+
+
 def choose_backend(explicit: str | None = None, api_key: str | None = None) -> Backend:
     """``--local``/``--cloud`` > ``RUNPOD_JUPYTER_BACKEND`` > cloud if a key is configured, else local."""
-    choice = explicit or os.environ.get("RUNPOD_JUPYTER_BACKEND") or ""
+    choice = explicit or os.environ.get(BACKEND_ENV) or ""
     choice = choice.strip().lower()
     if choice in ("local", "cloud"):
         return choice  # type: ignore[return-value]
     if choice:
         raise ConfigError(
             f"Unknown backend {choice!r}. Use 'local' (the embedded RunPod) or 'cloud' "
-            "(set RUNPOD_JUPYTER_BACKEND, or pass --local / --cloud)."
+            f"(set {BACKEND_ENV}, or pass --local / --cloud)."
         )
     return "cloud" if cloud_credentials(api_key).api_key else "local"
+
+
+#: Where cloud deploys push images, as ``%runpod_config registry`` sets it.
+REGISTRY_ENV = "RUNPOD_JUPYTER_REGISTRY"
 
 
 def push_registry(explicit: str | None = None) -> str | None:
     """Where cloud deploys push images: ``--registry`` > ``RUNPOD_JUPYTER_REGISTRY`` (what
     ``%runpod_config registry`` sets) > none (a cloud deploy then says how to set one)."""
-    return (explicit or "").strip() or os.environ.get("RUNPOD_JUPYTER_REGISTRY", "").strip() or None
+    return (explicit or "").strip() or os.environ.get(REGISTRY_ENV, "").strip() or None
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,6 @@ from . import config
 from .deploy_options import BUILDERS, SCALERS, DeployOptions, default
 from .errors import FlagError
 
-REGISTRY_ENV = "RUNPOD_JUPYTER_REGISTRY"
-
 
 def parse_env_pairs(pairs: Sequence[str] | None) -> dict[str, str]:
     """``--env KEY=VALUE`` (repeated) → a dict; secrets are passed as references, never values."""
@@ -117,7 +115,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--stream-only", "generator handlers: the final result does not repeat the streamed chunks "
          "(for clients that read /stream)", "aggregate_stream", action="store_true", convert=lambda v: not v),
     Flag("--execution-timeout", "seconds a job may run", "execution_timeout", type=int),
-    Flag("--registry", f"cloud: where to push the image, e.g. docker.io/me/workers (default: ${REGISTRY_ENV})",
+    Flag("--registry", f"cloud: where to push the image, e.g. docker.io/me/workers (default: ${config.REGISTRY_ENV})",
          "registry", convert=_registry),
     Flag("--builder", "cloud image builder", "builder", choices=BUILDERS),
     Flag("--dry-run", "write and show the worker project; deploy nothing", "dry_run", action="store_true"),

@@ -238,15 +238,15 @@ class RunpodMagics(Magics):
         if args.key == "backend":
             if args.value not in ("local", "cloud"):
                 raise UsageError("%runpod_config backend local|cloud")
-            os.environ["RUNPOD_JUPYTER_BACKEND"] = args.value
+            os.environ[config.BACKEND_ENV] = args.value
         elif args.key == "registry":
             if not args.value:
                 raise UsageError("%runpod_config registry REGISTRY/NAMESPACE (e.g. docker.io/me/workers)")
-            os.environ["RUNPOD_JUPYTER_REGISTRY"] = args.value
+            os.environ[config.REGISTRY_ENV] = args.value
         creds = config.cloud_credentials()
         print(f"backend:   {config.choose_backend()}")
         print(f"api key:   {'from ' + creds.source if creds.api_key else 'not configured'}")
-        print(f"registry:  {os.environ.get('RUNPOD_JUPYTER_REGISTRY') or 'not set (needed for --cloud)'}")
+        print(f"registry:  {config.push_registry() or 'not set (needed for --cloud)'}")
         cloud = config.cloud_settings()
         print(f"REST:      {cloud.rest_base}")
         print(f"GraphQL:   {cloud.graphql_url}")

@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from .. import config
+
 QUICKSTART = "quickstart.ipynb"
 
 
@@ -31,10 +33,10 @@ def notebooks_dir() -> Path:
 def _isolated_env(root: Path) -> Iterator[dict[str, str]]:
     """Own runtime and data dirs (inherited by the kernel), and no cloud key: the demo is local."""
     changes = {"JUPYTER_RUNTIME_DIR": str(root / "runtime"), "RUNPOD_JUPYTER_DATA_DIR": str(root / "data")}
-    saved = {k: os.environ.get(k) for k in (*changes, "RUNPOD_API_KEY", "RUNPOD_JUPYTER_BACKEND")}
+    saved = {k: os.environ.get(k) for k in (*changes, "RUNPOD_API_KEY", config.BACKEND_ENV)}
     os.environ.update(changes)
     os.environ.pop("RUNPOD_API_KEY", None)
-    os.environ["RUNPOD_JUPYTER_BACKEND"] = "local"
+    os.environ[config.BACKEND_ENV] = "local"
     try:
         yield changes
     finally:

@@ -42,7 +42,7 @@ def run_doctor(backend: str | None = None, out: TextIO | None = None) -> int:
         say("backend", f"error: {exc}")
         return 1
     why = "chosen explicitly" if backend else (
-        "from RUNPOD_JUPYTER_BACKEND" if _env("RUNPOD_JUPYTER_BACKEND") else
+        f"from {config.BACKEND_ENV}" if _env(config.BACKEND_ENV) else
         ("a cloud key is configured" if chosen == "cloud" else "no cloud key configured")
     )
     say("backend", f"{chosen} ({why})")

@@ -30,13 +30,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ..config import REGISTRY_ENV
 from ..errors import RegistryAuthError, RegistryError, RegistryUnreachableError
 from ..secret import Secret, register_secret
 from .reference import DOCKER_HUB, canonical_registry, is_loopback
 
 ENV_USERNAME = "RUNPOD_JUPYTER_REGISTRY_USERNAME"
 ENV_PASSWORD = "RUNPOD_JUPYTER_REGISTRY_PASSWORD"
-ENV_REGISTRY = "RUNPOD_JUPYTER_REGISTRY"
 HELPER_TIMEOUT_S = 20.0
 _HUB_SERVER_URL = "https://index.docker.io/v1/"
 
@@ -97,7 +97,7 @@ def find_credentials(
         return explicit
     env = os.environ if env is None else env
     env_user, env_password = env.get(ENV_USERNAME), env.get(ENV_PASSWORD)
-    env_registry = env.get(ENV_REGISTRY)
+    env_registry = env.get(REGISTRY_ENV)
     applies = canonical_registry(env_registry) == registry if env_registry else target
     if env_user and env_password and applies:
         return credentials_from(env_user, env_password, source=ENV_USERNAME)
