@@ -72,6 +72,21 @@ def deploy(client, root: Path, source: str, *, wait_idle: bool = True, template_
     return spec, api
 
 
+@contextlib.contextmanager
+def deployed(settings, root: Path, source: str, **fields: Any) -> Iterator[Any]:
+    """An endpoint for a handler source with an idle worker (its EndpointSpec), deleted after
+    (a module's fixture shares one)."""
+    from runpod_jupyter.api import Client
+    from runpod_jupyter.endpoints import delete_endpoint
+
+    with Client(settings) as client:
+        spec, _ = deploy(client, root, source, **fields)
+        try:
+            yield spec
+        finally:
+            delete_endpoint(client, spec.id)
+
+
 def deployment_on(settings, spec, backend: str):
     """A :class:`Deployment` handle on ``spec`` through ``backend``'s code path: for "cloud", the
     cloud's, with the embedded RunPod behind ``settings`` standing in for RunPod."""

@@ -8,12 +8,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from support import deploy, deployment_on, wait_for
+from support import deployed, deployment_on, wait_for
 
 from runpod_jupyter import embedded
 from runpod_jupyter.api import JobStatus
 from runpod_jupyter.deployment import LogLines
-from runpod_jupyter.endpoints import delete_endpoint
 
 pytestmark = pytest.mark.slow  # starts workers
 
@@ -39,12 +38,9 @@ runpod.serverless.start({"handler": handler})
 
 @pytest.fixture(scope="module")
 def endpoint(ip, tmp_path_factory):
-    from runpod_jupyter.api import Client
-
-    with Client(embedded.start().settings()) as client:
-        spec, _ = deploy(client, tmp_path_factory.mktemp("logs"), PRINTS, workers_max=1, idle_timeout=120)
+    with deployed(embedded.start().settings(), tmp_path_factory.mktemp("logs"), PRINTS, workers_max=1,
+                  idle_timeout=120) as spec:
         yield spec
-        delete_endpoint(client, spec.id)
 
 
 def _tag() -> str:

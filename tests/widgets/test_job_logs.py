@@ -7,11 +7,10 @@ import threading
 import uuid
 
 import pytest
-from support import deploy, wait_for
+from support import deployed, wait_for
 
 from runpod_jupyter.config import Settings
 from runpod_jupyter.deployment import Deployment
-from runpod_jupyter.endpoints import delete_endpoint
 from runpod_jupyter.widgets import make_view
 from runpod_jupyter.widgets import poller as poller_module
 
@@ -37,12 +36,9 @@ runpod.serverless.start({"handler": handler})
 
 @pytest.fixture(scope="module")
 def endpoint(local_runpod, tmp_path_factory):
-    from runpod_jupyter.api import Client
-
-    with Client(local_runpod.settings()) as client:
-        spec, _ = deploy(client, tmp_path_factory.mktemp("joblogs"), WAITS, workers_max=1, idle_timeout=60)
+    with deployed(local_runpod.settings(), tmp_path_factory.mktemp("joblogs"), WAITS, workers_max=1,
+                  idle_timeout=60) as spec:
         yield spec
-        delete_endpoint(client, spec.id)
 
 
 @pytest.mark.parametrize("backend", ["local", "cloud"])

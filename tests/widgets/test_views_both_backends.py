@@ -5,7 +5,7 @@ same data, plus what only the embedded RunPod can tell (worker list, spend, log 
 from __future__ import annotations
 
 import pytest
-from support import deploy, deployment_on, wait_for
+from support import deploy, deployed, deployment_on, wait_for
 
 from runpod_jupyter.endpoints import delete_endpoint
 from runpod_jupyter.widgets import make_view
@@ -30,12 +30,9 @@ runpod.serverless.start({"handler": handler, "return_aggregate_stream": True})
 
 @pytest.fixture(scope="module")
 def endpoint(local_runpod, tmp_path_factory):
-    from runpod_jupyter.api import Client
-
-    with Client(local_runpod.settings()) as client:
-        spec, _ = deploy(client, tmp_path_factory.mktemp("both"), STREAMING, workers_max=1, idle_timeout=60)
+    with deployed(local_runpod.settings(), tmp_path_factory.mktemp("both"), STREAMING, workers_max=1,
+                  idle_timeout=60) as spec:
         yield spec
-        delete_endpoint(client, spec.id)
 
 
 @pytest.mark.parametrize("backend", ["local", "cloud"])
