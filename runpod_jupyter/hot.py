@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config, runner
+from .api.models import parse_gpu_list
 from .deploy_options import DEFAULT_GPUS
 from .deployment import Deployment, Job
 from .errors import DeployError, EndpointNotFoundError, JobTimedOutError, RemoteError, RunpodError, VersionMismatchError
@@ -240,23 +242,26 @@ def follow(job: Job, *, timeout: float | None = None, user_ns: dict[str, Any] | 
     and classes a cell defines come back with ``user_ns`` as their globals."""
     feed = job.feed()
     deadline = None if timeout is None else time.monotonic() + timeout
-    seen = 0
+    shown = 0
+
+    def show_until_done(wait: float | None) -> Any:
+        """Show the chunks not shown yet, waiting at most ``wait`` seconds; the Done event or None."""
+        nonlocal shown
+        for chunk in itertools.islice(feed.iterate(wait), shown, None):
+            shown += 1
+            done = _show(runner.read_event(chunk, user_ns=user_ns))
+            if done is not None:
+                return done
+        return None
+
     try:
-        first = QUIET_NOTICE if timeout is None else min(QUIET_NOTICE, timeout)
-        for chunk in feed.iterate(first):
-            seen += 1
-            done = _show(runner.read_event(chunk, user_ns=user_ns))
-            if done is not None:
-                return done
-        if seen == 0 and not feed.done:
-            _waiting_notice(job)
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        for index, chunk in enumerate(feed.iterate(remaining)):  # the rest (the first `seen` were shown)
-            if index < seen:
-                continue
-            done = _show(runner.read_event(chunk, user_ns=user_ns))
-            if done is not None:
-                return done
+        done = show_until_done(QUIET_NOTICE if timeout is None else min(QUIET_NOTICE, timeout))
+        if done is None:
+            if shown == 0 and not feed.done:
+                _waiting_notice(job)
+            done = show_until_done(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if done is not None:
+            return done
     except KeyboardInterrupt:
         _cancel(job)
         raise
@@ -383,8 +388,7 @@ def remote(
 ) -> Any:
     """Decorator: ``@remote`` or ``@remote(gpu="ADA_24")`` on a notebook function gives it
     ``.remote(*args, **kwargs)`` and ``.map(items)``, run on this environment's runner."""
-    pools = tuple(g.strip() for g in gpu.split(",") if g.strip()) if isinstance(gpu, str) else (
-        tuple(gpu) if gpu else None)
+    pools = parse_gpu_list(gpu) if isinstance(gpu, str) else (tuple(gpu) if gpu else None)
     options = RunnerOptions(backend=backend, gpu=pools, requirements=tuple(requirements),
                             workers_max=workers_max, idle_timeout=idle_timeout, timeout=timeout, base_image=base_image)
     if fn is not None:

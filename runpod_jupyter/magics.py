@@ -126,9 +126,10 @@ class RunpodMagics(Magics):
         for name in out or ():
             if not name.isidentifier():
                 raise UsageError(f"--out {args.out}: {name!r} is not a Python name.")
-        gpu = tuple(g.strip() for g in args.gpu.split(",") if g.strip()) if args.gpu else None
+        from .api.models import parse_gpu_list
         from .hot import RunnerOptions, run_cell
 
+        gpu = parse_gpu_list(args.gpu) if args.gpu else None
         options = RunnerOptions(
             backend=backend, gpu=gpu, requirements=tuple(args.requirement or ()), workers_max=args.workers_max,
             idle_timeout=args.idle_timeout, timeout=args.timeout, base_image=args.base,

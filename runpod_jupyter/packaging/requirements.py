@@ -98,7 +98,7 @@ _Stamp = tuple[tuple[str, int | None], ...]
 _dist_cache: tuple[_Stamp, Mapping[str, list[str]]] | None = None
 
 
-def _packages_distributions() -> Mapping[str, list[str]]:
+def packages_distributions() -> Mapping[str, list[str]]:
     """``packages_distributions()`` (≈0.2 s), reused until a ``sys.path`` directory changes
     (``%pip install`` adds a ``*.dist-info`` there, which changes its mtime)."""
     global _dist_cache
@@ -243,7 +243,7 @@ def resolve_requirements(
 ) -> ResolvedRequirements:
     """Pin every non-stdlib distribution imported; copy local modules; explain the rest."""
     explicit = parse_extra(extra)
-    distributions = _packages_distributions()
+    distributions = packages_distributions()
     pins: dict[str, str] = {}
     notes: list[Finding] = []
     local: dict[str, LocalModule] = {}

@@ -25,11 +25,10 @@ _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 @dataclass(frozen=True)
 class CellNames:
     """``reads``: names the cell needs from outside (sorted); ``binds``: names it binds at the top
-    level (sorted); ``star_import``: a ``from m import *`` binds names nobody can list."""
+    level (sorted)."""
 
     reads: tuple[str, ...]
     binds: tuple[str, ...]
-    star_import: bool = False
 
 
 def cell_names(tree: ast.Module) -> CellNames:
@@ -38,7 +37,7 @@ def cell_names(tree: ast.Module) -> CellNames:
     walker.block(tree.body, definite=True)
     later = walker.deferred - walker.all_binds
     reads = (walker.immediate | later) - {"__builtins__"}
-    return CellNames(tuple(sorted(reads)), tuple(sorted(walker.all_binds)), walker.star)
+    return CellNames(tuple(sorted(reads)), tuple(sorted(walker.all_binds)))
 
 
 def _target_names(node: ast.AST) -> list[str]:
@@ -84,7 +83,6 @@ class _ModuleWalker:
         self.all_binds: set[str] = set()  # bound anywhere at module scope
         self.immediate: set[str] = set()  # read before surely bound
         self.deferred: set[str] = set()  # read by code that runs later
-        self.star = False
 
     # -- bookkeeping -----------------------------------------------------------------------
     def read(self, name: str) -> None:
@@ -168,8 +166,6 @@ class _ModuleWalker:
                     self.expr(case.guard, False)
                 self.block(case.body, False)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            if any(a.name == "*" for a in node.names):
-                self.star = True
             self.bind(_import_binds(node), definite)
         elif isinstance(node, ast.Delete):
             for target in node.targets:

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import CellSyntaxError, FlagError, ShippingError
+from ..packaging.namespace import type_name
 from ..secret import redact
 from . import versions
 from .analysis import cell_names
@@ -293,7 +294,7 @@ _SECRET_REASON = ("carries the RunPod API key or another known secret, which nev
 def _why_not(name: str, value: Any, exc: BaseException) -> str:
     """Why a value cannot be pickled, and what to do instead."""
     detail = redact(f"{type(exc).__name__}: {exc}")
-    kind = versions_type_name(value)
+    kind = type_name(value)
     if isinstance(value, types.FunctionType) and value.__module__ in _NOTEBOOK_MODULES:
         for global_name in value.__code__.co_names:
             if global_name in value.__globals__:
@@ -309,11 +310,6 @@ def _why_not(name: str, value: Any, exc: BaseException) -> str:
             return f"is {advice} ({kind}; {detail})"
     return (f"is a {kind} that cannot be pickled ({detail}): create it in the cell, or ship "
             "something simpler it is made from (a path, a config dict)")
-
-
-def versions_type_name(value: Any) -> str:
-    kind = type(value)
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _carries_secret(blob: bytes) -> bool:

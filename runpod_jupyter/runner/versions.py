@@ -18,16 +18,11 @@ from typing import Any
 
 import cloudpickle  # type: ignore[import-untyped]
 
+from ..packaging.requirements import packages_distributions
+
 #: Modules whose objects never need a version check: the standard library, the notebook itself,
 #: and cloudpickle (checked on its own).
 _UNCHECKED = frozenset({"__main__", "__mp_main__", "builtins", "cloudpickle", "_cloudpickle_wrapper"})
-_GPU_LIBRARIES = frozenset({"torch", "cupy", "jax", "jaxlib", "tensorflow"})
-
-_dists: Mapping[str, list[str]] | None = None
-
-
-class NeedsDeviceError(Exception):
-    """A value lives in the memory of an accelerator; its pickle would not load elsewhere."""
 
 
 def python_minor() -> str:
@@ -37,14 +32,6 @@ def python_minor() -> str:
 def side_versions(packages: Mapping[str, str] | None = None) -> dict[str, Any]:
     """This side's versions, as they travel: Python minor, cloudpickle, and ``packages``."""
     return {"python": python_minor(), "cloudpickle": cloudpickle.__version__, "packages": dict(packages or {})}
-
-
-def _distributions() -> Mapping[str, list[str]]:
-    """Top-level module → distributions providing it (read once: about 0.2 s)."""
-    global _dists
-    if _dists is None:
-        _dists = metadata.packages_distributions()
-    return _dists
 
 
 def installed_version(dist: str) -> str | None:
@@ -58,10 +45,11 @@ def packages_of(modules: set[str]) -> dict[str, str]:
     """Distribution → installed version, for the top-level modules given (stdlib and modules no
     distribution provides, such as a local ``mylib.py``, are left out)."""
     found: dict[str, str] = {}
+    distributions = packages_distributions()
     for top in sorted(modules):
         if top in _UNCHECKED or top in sys.stdlib_module_names or top.startswith("_"):
             continue
-        for dist in _distributions().get(top, []):
+        for dist in distributions.get(top, []):
             version = installed_version(dist)
             if version is not None:
                 found[dist] = version
@@ -73,13 +61,11 @@ def _root(module: object) -> str | None:
 
 
 class RecordingPickler(cloudpickle.Pickler):
-    """cloudpickle, noting the top-level module of everything pickled, and refusing values held
-    in an accelerator's memory (they would need this machine's device to load)."""
+    """cloudpickle, noting the top-level module of everything pickled."""
 
-    def __init__(self, file: io.BytesIO, *, check_device: bool = False) -> None:
+    def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file, protocol=cloudpickle.DEFAULT_PROTOCOL)
         self.modules: set[str] = set()
-        self.check_device = check_device
 
     def reducer_override(self, obj: Any) -> Any:
         kind = type(obj)
@@ -92,34 +78,13 @@ class RecordingPickler(cloudpickle.Pickler):
             module_root = _root(getattr(obj, "__module__", None)) if isinstance(obj, type) or callable(obj) else None
         if module_root:
             self.modules.add(module_root)
-        if self.check_device and root in _GPU_LIBRARIES:
-            _refuse_device(obj, root)
         return super().reducer_override(obj)
 
 
-def _refuse_device(obj: Any, library: str) -> None:
-    device = None
-    try:
-        if getattr(obj, "is_cuda", False):
-            device = "cuda"
-        else:
-            kind = getattr(getattr(obj, "device", None), "type", None)
-            device = kind if kind in ("cuda", "mps", "xpu") else None
-        if library == "cupy" and type(obj).__name__ == "ndarray":
-            device = "cuda"
-    except Exception:  # a property that fails is not a device
-        return
-    if device:
-        fix = "x.get()" if library == "cupy" else "x.cpu()"
-        raise NeedsDeviceError(
-            f"a {type(obj).__module__}.{type(obj).__qualname__} in the worker's {device} memory; "
-            f"bring back a copy in host memory ({fix}) or what you need from it")
-
-
-def dumps(value: Any, *, check_device: bool = False) -> tuple[bytes, set[str]]:
+def dumps(value: Any) -> tuple[bytes, set[str]]:
     """``cloudpickle.dumps(value)`` and the top-level modules its objects come from."""
     buffer = io.BytesIO()
-    pickler = RecordingPickler(buffer, check_device=check_device)
+    pickler = RecordingPickler(buffer)
     pickler.dump(value)
     return buffer.getvalue(), pickler.modules
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 FORMAT = 1
 KIND_CELL = "runpod_jupyter.runner.cell"
 KIND_CALL = "runpod_jupyter.runner.call"
-CHUNK_KINDS = ("output", "display", "done", "failed")
 
 #: The JSON size a job's input may reach: RunPod's /run takes at most 10 MB of body (this leaves
 #: room for the envelope). Pickles travel as base64, so they grow by 4/3 on the way.
