@@ -200,9 +200,8 @@ def run_cell(
     """Run ``code`` on the runner: output streams into the cell, the names it binds are bound in
     ``user_ns`` (nothing on failure). Returns the last expression's value (to show as the cell's
     result), or None after showing its remote display when the value could not come back."""
-    payload = runner.pack_cell(code, user_ns, out=out, filename=filename, first_line=first_line)
-    needed = runner.requirements_for(code, user_ns) if config.choose_backend(options.backend) == "cloud" else ()
-    done = _run(payload, options, needed, user_ns=user_ns)
+    packed = runner.packed_cell(code, user_ns, out=out, filename=filename, first_line=first_line)
+    done = _run(packed.payload, options, _needed(options, packed), user_ns=user_ns)
     user_ns.update(done.values)
     _tell_refused(done.refused)
     if done.value is None and done.result:
@@ -210,6 +209,11 @@ def run_cell(
 
         display(done.result, raw=True)
     return done.value
+
+
+def _needed(options: RunnerOptions, *packed: runner.Packed) -> list[str]:
+    """What a cloud runner must hold for these jobs (locally the kernel's environment has it)."""
+    return runner.requirements_for(*packed) if config.choose_backend(options.backend) == "cloud" else []
 
 
 def _tell_refused(refused: Mapping[str, str]) -> None:
@@ -337,23 +341,19 @@ class RemoteFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
-    def _needed(self) -> list[str]:
-        if config.choose_backend(self.options.backend) != "cloud":
-            return []
-        return list(runner.requirements_for(self.fn, getattr(self.fn, "__globals__", {})))
-
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         """One call on the runner; its prints stream here; returns its result."""
-        payload = runner.pack_call(self.fn, args, kwargs)
-        return _run(payload, self.options, self._needed()).value
+        packed = runner.packed_call(self.fn, args, kwargs)
+        return _run(packed.payload, self.options, _needed(self.options, packed)).value
 
     def map(self, items: Iterable[Any]) -> list[Any]:
         """One job per item (``f(item)``), results in input order. The first failure cancels the rest."""
         global _last_job
-        payloads = [runner.pack_call(self.fn, (item,), {}) for item in items]
-        if not payloads:
+        packed = [runner.packed_call(self.fn, (item,), {}) for item in items]
+        if not packed:
             return []
-        deployment = ensure_runner(self.options, self._needed())
+        payloads = [p.payload for p in packed]
+        deployment = ensure_runner(self.options, _needed(self.options, *packed))
         jobs: list[Job] = []
         results: list[Any] = []
         try:

@@ -27,7 +27,7 @@ import os
 import sys
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import CellSyntaxError, FlagError, ShippingError
 from ..packaging.namespace import type_name
@@ -97,7 +97,20 @@ def _silent(code: str, tree: ast.Module) -> bool:
     return rest.lstrip().startswith(";")
 
 
-def pack_cell(
+class Packed(NamedTuple):
+    """A job's input, and the modules what it ships comes from (a cloud runner's image needs
+    their packages; known from the pickling itself, so nothing is pickled twice)."""
+
+    payload: dict[str, Any]
+    modules: frozenset[str]
+
+
+def pack_cell(code: str, user_ns: Mapping[str, Any], **options: Any) -> dict[str, Any]:
+    """The job input for running ``code`` remotely (see :func:`packed_cell`)."""
+    return packed_cell(code, user_ns, **options).payload
+
+
+def packed_cell(
     code: str,
     user_ns: Mapping[str, Any],
     *,
@@ -105,7 +118,7 @@ def pack_cell(
     filename: str = "<cell>",
     first_line: int = 1,
     budget: int = DEFAULT_BUDGET,
-) -> dict[str, Any]:
+) -> Packed:
     """The job input for running ``code`` remotely: the names the cell reads that the notebook
     has are shipped (modules as imports to redo remotely; other values cloudpickled by value),
     within ``budget`` bytes of JSON. Raises :class:`ShippingError` naming each value that cannot
@@ -119,10 +132,10 @@ def pack_cell(
                             hint="Pass the names to bring back, e.g. --out model,score.")
     shipped = {name: user_ns[name] for name in names.reads if _ships(name, user_ns)}
     imports, values = _split_imports(shipped)
-    blob, packages = _pickle_values(values, budget)
+    blob, pickled = _pickle_values(values, budget)
     payload: dict[str, Any] = {
         "kind": KIND_CELL, "format": FORMAT,
-        "versions": versions.side_versions(packages),
+        "versions": versions.side_versions(versions.packages_of(pickled)),
         "imports": imports,
         "values": b64(blob) if blob is not None else None,
         "sources": _sources(values.values(), skip=filename),
@@ -132,7 +145,7 @@ def pack_cell(
         "silent": _silent(code, tree),
     }
     _check_budget(payload, values, budget)
-    return payload
+    return Packed(payload, frozenset({i["module"] for i in imports} | pickled))
 
 
 def _ships(name: str, user_ns: Mapping[str, Any]) -> bool:
@@ -145,11 +158,16 @@ def _ships(name: str, user_ns: Mapping[str, Any]) -> bool:
 # --------------------------------------------------------------------------- one call
 
 
-def pack_call(
+def pack_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """The job input for one call remotely (see :func:`packed_call`)."""
+    return packed_call(fn, args, kwargs, **options).payload
+
+
+def packed_call(
     fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, budget: int = DEFAULT_BUDGET,
-) -> dict[str, Any]:
+) -> Packed:
     """The job input for one call ``fn(*args, **kwargs)`` remotely (``fn`` cloudpickled by value
-    when the notebook defines it, else by reference); same refusals as :func:`pack_cell`."""
+    when the notebook defines it, else by reference); same refusals as :func:`packed_cell`."""
     if not callable(fn):
         raise ShippingError(f"{fn!r} is not callable.", hint="Pass a function.")
     label = f"the function `{getattr(fn, '__name__', type(fn).__name__)}`"
@@ -186,7 +204,7 @@ def pack_call(
             "the arguments": f"{megabytes(len(blobs['arguments']))} pickled",
         }, summary=(f"The call comes to {megabytes(size)} of JSON; a job's input may be at most "
                     f"{megabytes(budget)}. Nothing was sent."), hint=_TOO_LARGE_HINT)
-    return payload
+    return Packed(payload, frozenset(modules))
 
 
 def _argument_problems(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, str]:
@@ -239,11 +257,11 @@ def importable(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def _pickle_values(values: Mapping[str, Any], budget: int) -> tuple[bytes | None, dict[str, str]]:
+def _pickle_values(values: Mapping[str, Any], budget: int) -> tuple[bytes | None, set[str]]:
     """One cloudpickle of every value (so notebook functions share their globals on the worker)
-    and the packages it depends on; or the refusal of each value that cannot travel."""
+    and the modules its objects come from; or the refusal of each value that cannot travel."""
     if not values:
-        return None, {}
+        return None, set()
     try:
         blob, modules = versions.dumps(dict(values))
     except Exception:
@@ -260,7 +278,7 @@ def _pickle_values(values: Mapping[str, Any], budget: int) -> tuple[bytes | None
                 refused[name] = _SECRET_REASON
         _refuse(refused or {", ".join(values): "cannot be pickled together"})
     assert blob is not None
-    return blob, versions.packages_of(modules)
+    return blob, modules
 
 
 def _check_budget(payload: Mapping[str, Any], values: Mapping[str, Any], budget: int) -> None:
@@ -354,35 +372,19 @@ def _sources(values: Iterable[Any], *, skip: str | None) -> dict[str, str]:
 # --------------------------------------------------------------------------- requirements
 
 
-def requirements_for(code_or_fn: str | Callable[..., Any], user_ns: Mapping[str, Any] | None = None) -> list[str]:
-    """The packages, pinned to the kernel's versions, that a cell (its imports and the values it
-    reads) or a function needs on a worker image; ``runpod`` included."""
+def requirements_for(*packed: Packed) -> list[str]:
+    """The packages, pinned to the kernel's versions, that the jobs packed need on a worker image:
+    a cell's own imports and the modules of everything shipped; ``runpod`` included."""
     from ..packaging.imports import ImportRef, collect_imports
     from ..packaging.requirements import resolve_requirements
 
     refs: list[ImportRef] = []
     modules: set[str] = set()
-    if callable(code_or_fn):
-        modules |= versions.dumps(code_or_fn)[1]
-    else:
-        tree = parse(code_or_fn)
-        refs.extend(collect_imports(tree.body))
-        ns = user_ns or {}
-        for name in cell_names(tree).reads:
-            if not _ships(name, ns):
-                continue
-            value = ns[name]
-            if isinstance(value, types.ModuleType):
-                modules.add(value.__name__)
-                continue
-            found = importable(value)
-            if found is not None:
-                modules.add(found[0])
-                continue
-            try:
-                modules |= versions.dumps(value)[1]
-            except Exception:  # pack_cell says why; requirements skip what cannot travel
-                continue
+    for payload, shipped in packed:
+        if payload["kind"] == KIND_CELL:
+            refs.extend(collect_imports(parse(payload["code"], filename=payload["filename"],
+                                              first_line=payload["first_line"]).body))
+        modules |= shipped
     refs.extend(ImportRef(m, None, False, "the notebook namespace") for m in sorted(modules)
                 if m.split(".")[0] not in _NOTEBOOK_MODULES and m.split(".")[0] not in ("builtins", "cloudpickle"))
     return list(resolve_requirements(refs, local_dir=None).lines)

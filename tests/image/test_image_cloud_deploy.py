@@ -122,7 +122,7 @@ def test_a_cloud_runner_is_pushed_where_runpod_config_registry_says(cloud_api, r
     hot.forget_runners()
     options = hot.RunnerOptions(backend="cloud", gpu=("ADA_24",), workers_max=0,
                                 base_image=f"{registry.host}/base/tiny:docker")
-    needed = runner.requirements_for("import cloudpickle\nblob = cloudpickle.dumps(1)\n")
+    needed = runner.requirements_for(runner.packed_cell("import cloudpickle\nblob = cloudpickle.dumps(1)\n", {}))
     reported: list[str] = []
     created = hot.ensure_runner(options, needed, report=reported.append)
     spec = cloud_api.get_endpoint(created.endpoint_id)

@@ -237,10 +237,25 @@ def test_packages_of_pickled_values_are_pinned_in_the_versions():
 
 
 def test_requirements_for_pins_the_kernels_versions():
-    lines = runner.requirements_for("import numpy\nx = numpy.zeros(2)\n", {})
+    lines = runner.requirements_for(runner.packed_cell("import numpy\nx = numpy.zeros(2)\n", {}))
     assert f"numpy=={importlib.metadata.version('numpy')}" in lines
     assert any(line.startswith("runpod==") for line in lines)
     assert runner.RUNNER_REQUIREMENTS[0] == f"cloudpickle=={cloudpickle.__version__}"
+
+
+def test_a_cloud_runner_needs_what_a_calls_arguments_and_a_cells_values_come_from():
+    """A function that never names numpy, called with an array, needs numpy on the worker all the
+    same; so does a cell that only reads a notebook array. Each in its input's versions too."""
+    numpy_pin = f"numpy=={importlib.metadata.version('numpy')}"
+    ns = notebook()
+    define(ns, "def total(xs):\n    return sum(xs)\n")
+    call = runner.packed_call(ns["total"], (np.arange(3),), {})
+    assert numpy_pin in runner.requirements_for(call)
+    assert "numpy" in call.payload["versions"]["packages"]
+    cell = runner.packed_cell("print(arr.sum())\n", notebook(arr=np.arange(3)))
+    assert numpy_pin in runner.requirements_for(cell)
+    both = runner.requirements_for(runner.packed_cell("import json\n", {}), call)
+    assert numpy_pin in both and not any(line.startswith("json") for line in both)
 
 
 # --------------------------------------------------------------------------- reading events
