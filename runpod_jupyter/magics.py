@@ -179,12 +179,11 @@ class RunpodMagics(Magics):
         if not args.follow:
             return deployment.logs(job=args.job, worker=args.worker, tail=args.tail)
         from .deployment import format_log_line
-        from .secret import redact
 
         lines = deployment.logs(job=args.job, worker=args.worker, tail=args.tail, follow=True, timeout=args.timeout)
         try:
             for entry in lines:
-                print(redact(format_log_line(entry)), flush=True)
+                print(format_log_line(entry), flush=True)  # entries come redacted
         except KeyboardInterrupt:
             pass  # interrupting is how a follow ends
         finally:

@@ -141,6 +141,7 @@ class Attributor:
         the latest), where that job's window, if known, does not say otherwise."""
         out = [self.entry(line) for line in lines]
         by_id = {w.job_id: w for w in self.windows}
+        started = _started_before(out)
         upcoming: str | None = None
         for index in range(len(out) - 1, -1, -1):
             entry = out[index]
@@ -149,19 +150,23 @@ class Attributor:
                 continue
             if entry["stream"] != "container" or upcoming is None:
                 continue
-            if entry["job"] is None or not _started_tag_before(out, index, entry["job"]):
+            if entry["job"] is None or started[index] != entry["job"]:
                 window = by_id.get(upcoming)
                 if window is None or window.holds(entry["worker"], lines[index].time):
                     entry["job"] = upcoming
         return out
 
 
-def _started_tag_before(out: list[dict[str, Any]], index: int, job: str) -> bool:
-    """Whether a tagged line of ``job`` comes before ``index`` with no ``Finished.`` between."""
-    for entry in reversed(out[:index]):
+def _started_before(out: list[dict[str, Any]]) -> list[str | None]:
+    """For each line, the job whose tagged lines came last before it, unless the last of them
+    was its ``Finished.`` (one pass: a job's read holds up to ``MAX_TAIL`` lines)."""
+    found: list[str | None] = []
+    started: str | None = None
+    for entry in out:
+        found.append(started)
         if entry["tagged"] and entry["job"]:
-            return entry["job"] == job and entry["message"] != FINISHED
-    return False
+            started = entry["job"] if entry["message"] != FINISHED else None
+    return found
 
 
 # -- which workers ----------------------------------------------------------------------------

@@ -338,43 +338,28 @@ class Client(_ClientBase):
         tail: int | None = 100,
         since: str | None = None,
         last_event_id: str | None = None,
-        follow: bool = False,
         idle: float = 1.0,
-        timeout: float | None = None,
     ) -> Iterator[LogLine]:
-        """A worker's log lines from REST v2's event stream. Without ``follow``, the lines logged so
-        far: the stream is left once it has been quiet for ``idle`` seconds. With ``follow``, new
-        lines as they come until the worker exits or ``timeout`` seconds pass; a dropped stream
-        is resumed after the last line seen (``Last-Event-ID``), so no line comes twice."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last = last_event_id
-        for _attempt in range(self.retry.attempts if follow else 1):
-            step = v2.log_request(self.settings.manage_base, endpoint_id, worker_id, source=source,
-                                  tail=0 if last else tail, since=None if last else since)
-            headers = {**self._headers(), "Accept": "text/event-stream"}
-            if last:
-                headers["Last-Event-ID"] = last
-            remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
-            read = idle if not follow else (30.0 if remaining is None else min(30.0, remaining))
-            try:
-                with self._http.stream("GET", step.url, params=step.params, headers=headers,
-                                       timeout=httpx.Timeout(30.0, read=read)) as response:
-                    if response.status_code != 200:
-                        response.read()
-                        check_status(self._reply(response), what="read a worker's logs")
-                    for line in parse_sse(response.iter_lines(), worker_id):
-                        last = line.id or last
-                        yield line
-                        if deadline is not None and time.monotonic() > deadline:
-                            return
-                return  # the worker exited and every line was sent
-            except httpx.ReadTimeout:
-                if not follow or (deadline is not None and time.monotonic() >= deadline):
-                    return
-            except httpx.TransportError as exc:
-                if not follow:
-                    raise errors.TransportError(f"Could not read worker {worker_id}'s log: {type(exc).__name__}.") from exc
-                time.sleep(self.retry.backoff(_attempt))
+        """A worker's log lines from REST v2's event stream: those logged so far, then new ones as
+        they come, until the stream has been quiet for ``idle`` seconds or the worker exits.
+        ``last_event_id`` resumes after that line (``Last-Event-ID``), so no line comes twice;
+        following a worker across reads is :class:`runpod_jupyter.worker_logs.Follower`'s."""
+        step = v2.log_request(self.settings.manage_base, endpoint_id, worker_id, source=source,
+                              tail=0 if last_event_id else tail, since=None if last_event_id else since)
+        headers = {**self._headers(), "Accept": "text/event-stream"}
+        if last_event_id:
+            headers["Last-Event-ID"] = last_event_id
+        try:
+            with self._http.stream("GET", step.url, params=step.params, headers=headers,
+                                   timeout=httpx.Timeout(30.0, read=idle)) as response:
+                if response.status_code != 200:
+                    response.read()
+                    check_status(self._reply(response), what="read a worker's logs")
+                yield from parse_sse(response.iter_lines(), worker_id)
+        except httpx.ReadTimeout:
+            return  # quiet for `idle` seconds: what was logged so far has come
+        except httpx.TransportError as exc:
+            raise errors.TransportError(f"Could not read worker {worker_id}'s log: {type(exc).__name__}.") from exc
 
 
 class AsyncClient(_ClientBase):

@@ -141,7 +141,6 @@ class JobReader:
         if not snap.worker_id:
             return
         job = self.job
-        window = worker_logs.window_of(job.id, snap, self._detail, ((t, s) for t, s, _ in self._observed))
         if not self._live_logs:
             if not self._read_once:
                 self._read_once = True
@@ -154,7 +153,8 @@ class JobReader:
                 job.deployment.client, job.deployment.endpoint_id, self._on_line,
                 tail=worker_logs.MAX_TAIL, idle=LOG_IDLE.get(job.deployment.backend, 10.0),
             )
-        self._follower.add_window(window)
+        self._follower.add_window(
+            worker_logs.window_of(job.id, snap, self._detail, ((t, s) for t, s, _ in self._observed)))
         if self._final_at is not None and time.monotonic() - self._final_at > LOG_GRACE:
             self._follower.stop()
         else:
@@ -170,8 +170,8 @@ class JobReader:
                 callback()
 
     def _add_logs(self, entries: list[dict[str, Any]]) -> None:
-        shown = [{"t": e["t"], "level": e.get("level", ""), "message": redact(str(e.get("message", "")))}
-                 for e in entries]
+        """``entries`` as :mod:`runpod_jupyter.worker_logs` makes them: their messages redacted."""
+        shown = [{"t": e["t"], "level": e.get("level", ""), "message": str(e.get("message", ""))} for e in entries]
         with self._lock:
             self._pending_logs.extend(shown)
             del self._pending_logs[:-MAX_LOG_LINES]

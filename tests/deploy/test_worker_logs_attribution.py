@@ -68,3 +68,18 @@ def test_live_lines_without_tags_go_by_the_jobs_window_and_a_finished_job_takes_
 def test_secrets_are_scrubbed_from_messages():
     entry = Attributor(secrets=["hunter2-password"]).entry(_lines(("2026-06-01T12:00:00Z", "pw hunter2-password"))[0])
     assert entry["message"] == "pw ****"
+
+
+def test_a_print_a_start_tag_placed_stays_and_one_only_a_window_placed_goes_to_the_next_tagged_job():
+    """Read at once: "print b" follows b's start tag, so it stays b's though c's tag comes next
+    (b's finish was cut off); "stray print" had only job z's open window, and g's tag comes next."""
+    start = LogLine(id="", ts="2026-06-01T12:00:00Z", source="container", line="x", worker_id=W).time
+    lines = _lines(
+        ("2026-06-01T12:00:01Z", _sdk("b", "Started.")), ("2026-06-01T12:00:01Z", "print b"),
+        ("2026-06-01T12:00:02Z", _sdk("c", "Finished.")),
+        ("2026-06-01T12:00:03Z", "stray print"), ("2026-06-01T12:00:04Z", _sdk("g", "Finished.")),
+    )
+    attributor = Attributor([JobWindow("z", W, start=start, end=None)])
+    assert _jobs(attributor.entries(lines)) == [
+        ("Started.", "b"), ("print b", "b"), ("Finished.", "c"), ("stray print", "g"), ("Finished.", "g"),
+    ]
