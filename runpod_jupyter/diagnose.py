@@ -299,6 +299,15 @@ def with_workers(health: Health, workers: Workers) -> Health:
 ACCOUNT_EVERY = 60.0
 
 
+def releases_for(client: Client, endpoint_id: str, observed: Workers, known: Releases | None) -> Releases:
+    """The endpoint's release history: ``known`` while the worker list names the same endpoint
+    version (every change of settings is a new one), else read again. The rollout is counted
+    afresh from ``observed`` either way."""
+    if known is None or known.endpoint_version != observed.endpoint_version:
+        known = client.releases(endpoint_id)
+    return known.rolled(observed)
+
+
 def gather(client: Client, endpoint_id: str, *, previous: EndpointState | None = None) -> EndpointState:
     """Read what the rules need through a sync :class:`~runpod_jupyter.api.Client`: REST v2's
     workers, ``/health`` (job counts), the endpoint and the account (callers that show the rollout

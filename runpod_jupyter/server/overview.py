@@ -19,7 +19,7 @@ from ..api import local_routes as routes
 from ..api.models import Account, EndpointSpec
 from ..api.observed import Releases, Workers
 from ..config import Settings
-from ..diagnose import EndpointState, diagnose, with_worker_list
+from ..diagnose import EndpointState, diagnose, releases_for, with_worker_list
 from ..errors import EndpointNotFoundError, RunpodError, SidebarError
 from ..secret import redact
 from . import views
@@ -107,13 +107,10 @@ def _stock(client: Any) -> dict[str, str] | None:
 
 
 def _releases(client: Any, endpoint_id: str, observed: Workers) -> Releases:
-    """The endpoint's releases with the rollout counted from ``observed``; the history is read
-    again only when the worker list names a new endpoint version."""
+    """The endpoint's releases with the rollout counted from ``observed`` (history kept per endpoint)."""
     key = (client.settings.manage_base, endpoint_id)
-    seen = _releases_seen.get(key)
-    if seen is None or seen.endpoint_version != observed.endpoint_version:
-        seen = _releases_seen[key] = client.releases(endpoint_id)
-    return seen.rolled(observed)
+    _releases_seen[key] = releases_for(client, endpoint_id, observed, _releases_seen.get(key))
+    return _releases_seen[key]
 
 
 def _endpoint(client: Any, backend: str, spec: EndpointSpec, account: Account, local: Settings | None,

@@ -126,20 +126,19 @@ class Tick:
     def _releases(self, gathered: EndpointState) -> None:
         """Release history, read again only when the worker list names a new endpoint version;
         the rollout is recounted from the worker list on every read."""
+        from ..diagnose import releases_for
         from ..errors import RunpodError
 
         observed, known = gathered.observed, self._known
         if observed is None:
             return
-        cached = known.releases if known is not None else None
-        if cached is None or cached.endpoint_version != observed.endpoint_version:
-            try:
-                cached = self.deployment.client.releases(self.deployment.endpoint_id)
-            except RunpodError:
-                return
-            if known is not None:
-                known.releases = cached
-        gathered.releases = cached.rolled(observed)
+        try:
+            gathered.releases = releases_for(self.deployment.client, self.deployment.endpoint_id, observed,
+                                             known.releases if known is not None else None)
+        except RunpodError:
+            return
+        if known is not None:
+            known.releases = gathered.releases
 
     def _stock(self, gathered: EndpointState) -> None:
         """Stock per pool for the view, read at most every :data:`STOCK_EVERY` seconds per backend
