@@ -140,11 +140,12 @@ def unknown_fields(schema: Any, value: Any, path: str = "$") -> list[str]:
 
 
 # -- query parameters ----------------------------------------------------------------------------
-def _parameters(template: str, method: str) -> list[tuple[str, dict[str, Any]]]:
+@functools.cache
+def _parameters(template: str, method: str) -> tuple[tuple[str, dict[str, Any]], ...]:
     """(JSON pointer to its schema, parameter) for each query parameter the document declares."""
     path = document()["paths"].get(template)
     if not isinstance(path, dict) or not isinstance(path.get(method), dict):
-        return []
+        return ()
     escaped = template.replace("~", "~0").replace("/", "~1")
     out = []
     for where, listed in (("", path.get("parameters") or []), (f"/{method}", path[method].get("parameters") or [])):
@@ -155,7 +156,7 @@ def _parameters(template: str, method: str) -> list[tuple[str, dict[str, Any]]]:
                 pointer, parameter = f"/components/parameters/{name}", document()["components"]["parameters"][name]
             if parameter.get("in") == "query":
                 out.append((f"{pointer}/schema", parameter))
-    return out
+    return tuple(out)
 
 
 @functools.cache
@@ -176,7 +177,8 @@ def _validator_at(pointer: str) -> Draft202012Validator:
 
 def _typed(text: str, schema: Any) -> Any:
     """A query string as the JSON value its schema's type reads it as (left as text if it is not one)."""
-    kind = _resolve(schema).get("type") if isinstance(_resolve(schema), dict) else None
+    resolved = _resolve(schema)
+    kind = resolved.get("type") if isinstance(resolved, dict) else None
     if kind == "integer" and text.lstrip("-").isdigit() and len(text) < 20:
         return int(text)
     if kind == "number":
