@@ -4,6 +4,7 @@ the async client's fan-out, the CLI's doctor."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -118,11 +119,17 @@ def test_async_client_keeps_500_requests_in_flight():
     from aiohttp import web
 
     state = {"now": 0, "peak": 0, "served": 0}
+    all_in = asyncio.Event()
 
     async def slow_health(request: web.Request) -> web.Response:
+        """Held until all 500 are in flight (at most 10 s), however long they take to connect: a
+        client that holds fewer at once never gets there."""
         state["now"] += 1
         state["peak"] = max(state["peak"], state["now"])
-        await asyncio.sleep(0.5)
+        if state["now"] == 500:
+            all_in.set()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(all_in.wait(), timeout=10)
         state["now"] -= 1
         state["served"] += 1
         return web.json_response({"jobs": {}, "workers": {"idle": 1}})
