@@ -16,7 +16,7 @@ from support import deploy, embedded_runpod, local_get, wait_for
 from runpod_jupyter.api import Client
 from runpod_jupyter.local.forkserver import MARKER_ENV, ForkServer
 
-USER_KEY = "rpa_USERSREALKEY0000forkserver"
+USER_KEY = "rpa_MARKER_forkserver_user"
 SECRET = "hf-secret-value-7d1c9e"
 
 ENV_PROBE = """
